@@ -1,0 +1,24 @@
+{
+  "variables": {
+    "xpci_debug%": "<!(node -p \"process.env.XPCI_DEBUG || 0\")"
+  },
+  "targets": [
+    {
+      "target_name": "xpci_native",
+      "sources": [
+        "addon/module.cc"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror=return-type"],
+      "conditions": [
+        ["xpci_debug==1", { "defines": ["XPCI_DEBUG=1"] }]
+      ],
+      "configurations": {
+        "Debug": { "defines": ["XPCI_DEBUG=1", "XPCI_DEBUG_BUILD=1"] }
+      }
+    }
+  ]
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/**
+ * xpci command line. Each command lives in src/cli/commands/<name>.ts and exports a yargs
+ * CommandModule; this file only wires them together and owns the exit-status convention.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { describeError, exitCodeFor, UsageError } from './errors.js';
+import { commands } from './commands/index.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let usageFailure: string | undefined;
+  const parser = yargs(argv)
+    .scriptName('xpci')
+    .usage('xpci <command> [options]\n\nUserspace PCI backend/frontend: export host PCI devices over a Unix-socket request ring.')
+    .command(commands)
+    .demandCommand(1, 'no command given; see xpci --help')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilogue('Exit status: 0 success, 1 runtime failure (device absent, sysfs missing, permission), 2 bad usage.\nSee docs/ for the protocol, architecture and security model.')
+    .exitProcess(false)
+    .fail((message, error) => {
+      if (error) throw error;
+      usageFailure = message;
+      throw new UsageError(message);
+    });
+  try {
+    await parser.parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (error) {
+    if (usageFailure === undefined && !(error instanceof UsageError)) {
+      process.stderr.write(`xpci: ${describeError(error)}\n`);
+      return exitCodeFor(error);
+    }
+    process.stderr.write(`xpci: ${usageFailure ?? describeError(error)}\n`);
+    return 2;
+  }
+}
+
+const status = await main(hideBin(process.argv));
+process.exitCode = status;

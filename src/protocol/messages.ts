@@ -1,0 +1,163 @@
+/**
+ * xpci wire protocol: constants and message shapes shared by backend and frontend.
+ * docs/protocol.md is the normative description; keep the two in step.
+ *
+ * Frame = 16-byte header + payload, little-endian:
+ *   0  u32 magic   0x49435058 ("XPCI" as bytes 58 50 43 49)
+ *   4  u32 length  whole frame including header, HEADER_SIZE..MAX_FRAME
+ *   8  u16 type    MessageType
+ *  10  u16 flags   FrameFlags
+ *  12  u32 id      request id chosen by the frontend, echoed in the reply; 0 in events
+ */
+import type { PciAddress } from '../pci/address.js';
+
+export const MAGIC = 0x49435058;
+export const HEADER_SIZE = 16;
+/** Largest frame either side accepts (the handshake JSON is the only large payload). */
+export const MAX_FRAME = 64 * 1024;
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const MIN_RING_DEPTH = 32;
+export const DEFAULT_RING_DEPTH = 64;
+export const MAX_RING_DEPTH = 256;
+
+export enum MessageType {
+  /** F→B: start (or restart) a session. Payload: JSON HelloRequest. Reply: JSON HelloReply. */
+  Hello = 1,
+  /** F→B: payload {u32 address, u16 offset, u8 size, u8 0}. Reply: {u32 value}. */
+  ConfigRead = 2,
+  /** F→B: payload {u32 address, u16 offset, u8 size, u8 0, u32 value}. Reply: empty. */
+  ConfigWrite = 3,
+  /** F→B: payload {u32 address, u8 bar, u8 size, u16 0, u64 offset}. Reply: {u64 value}. */
+  BarRead = 4,
+  /** F→B: payload {u32 address, u8 bar, u8 size, u16 0, u64 offset, u64 value}. Reply: empty. */
+  BarWrite = 5,
+  /** F→B: empty. Reply: JSON {devices: DeviceDescriptor[], roots: string[]}. */
+  ListDevices = 6,
+  /** F→B: any payload up to MAX_FRAME-HEADER_SIZE; reply echoes it. Liveness and benchmarks. */
+  Ping = 7,
+  /** B→F event: JSON DeviceDescriptor. */
+  DeviceAdded = 0x20,
+  /** B→F event: {u32 address}. */
+  DeviceRemoved = 0x21,
+  /** B→F event: JSON {reason: string}. The backend closes the stream after sending it. */
+  Shutdown = 0x22,
+}
+
+export enum FrameFlags {
+  None = 0,
+  Reply = 1 << 0,
+  /** With Reply: payload is an ErrorPayload instead of the normal reply. */
+  Error = 1 << 1,
+  /** Unsolicited backend→frontend message. */
+  Event = 1 << 2,
+}
+
+/** One error space, Xen's pciif meanings as the base. Never mixed with raw errno. */
+export enum ErrorCode {
+  /** Address not exported to this frontend (Xen -1). */
+  DeviceNotFound = 1,
+  /** Offset outside the device's config size or BAR size (Xen -2). */
+  InvalidOffset = 2,
+  /** Size not allowed for this op (Xen -2). */
+  InvalidSize = 3,
+  /** Offset not naturally aligned to size (Xen -2). */
+  Misaligned = 4,
+  /** Policy refused: read-only field, read-only export, decode off, filtered bits (Xen -3). */
+  AccessDenied = 5,
+  /** Unknown message type or unsupported feature (Xen -4). */
+  NotImplemented = 6,
+  /** The host operation failed; errno carries the detail (Xen -5). */
+  OperationFailed = 7,
+  /** Frame or payload could not be decoded. */
+  Malformed = 8,
+  /** Another frontend holds this backend. */
+  Busy = 9,
+  /** No common protocol version. */
+  VersionMismatch = 10,
+  /** A request other than Hello before the handshake. */
+  HelloRequired = 11,
+  /** More requests in flight than the negotiated ring depth. */
+  LimitExceeded = 12,
+  /** The frontend's peer credentials are not allowed. */
+  PermissionDenied = 13,
+}
+
+/** Error reply payload: u16 code, u16 0, i32 errno (0 if none), then UTF-8 message. */
+export interface ErrorPayload {
+  code: ErrorCode;
+  errno: number;
+  message: string;
+}
+
+export type BarKind = 'mem' | 'io';
+
+export interface BarDescriptor {
+  index: number;
+  kind: BarKind;
+  is64: boolean;
+  prefetchable: boolean;
+  /** bytes; a string in JSON would be overkill: sizes fit in a double exactly up to 2^53 */
+  size: number;
+}
+
+export interface DeviceDescriptor {
+  /** As the frontend addresses it, "0000:00:01.0". */
+  address: string;
+  vendor: number;
+  device: number;
+  /** 24-bit class code (base << 16 | sub << 8 | prog-if). */
+  classCode: number;
+  revision: number;
+  headerType: number;
+  configSize: number;
+  /** Config writes and BAR access refused (export --read-only). */
+  readOnly: boolean;
+  permissive: boolean;
+  bars: BarDescriptor[];
+  /** Passthrough only; absent in vPCI mode so host addresses are not revealed. */
+  hostAddress?: string;
+}
+
+export type ExportMode = 'vpci' | 'passthrough';
+
+export interface HelloRequest {
+  /** Versions the frontend speaks. */
+  versions: number[];
+  /** Ring depth the frontend wants; the backend clamps to [MIN_RING_DEPTH, MAX_RING_DEPTH]. */
+  ringDepth: number;
+  client?: string;
+}
+
+export interface HelloReply {
+  version: number;
+  ringDepth: number;
+  maxFrame: number;
+  mode: ExportMode;
+  /** Root buses the frontend must scan: "0000:00" (vPCI) or each exported device's bus. */
+  roots: string[];
+  devices: DeviceDescriptor[];
+  server?: string;
+}
+
+/** Decoded request as the backend sees it: copied out of the stream once, then validated. */
+export type Request =
+  | { type: MessageType.Hello; id: number; hello: HelloRequest }
+  | { type: MessageType.ConfigRead; id: number; address: PciAddress; offset: number; size: number }
+  | { type: MessageType.ConfigWrite; id: number; address: PciAddress; offset: number; size: number; value: number }
+  | { type: MessageType.BarRead; id: number; address: PciAddress; bar: number; offset: bigint; size: number }
+  | { type: MessageType.BarWrite; id: number; address: PciAddress; bar: number; offset: bigint; size: number; value: bigint }
+  | { type: MessageType.ListDevices; id: number }
+  | { type: MessageType.Ping; id: number; payload: Buffer };
+
+/** A failure that becomes an error reply. Anything else thrown in the backend is a bug. */
+export class XpciError extends Error {
+  override readonly name = 'XpciError';
+  constructor(readonly code: ErrorCode, message: string, readonly errno = 0) {
+    super(message);
+  }
+}
+
+export function errorCodeName(code: number): string {
+  return ErrorCode[code] ?? `Unknown(${code})`;
+}
