@@ -1,0 +1,136 @@
+/**
+ * Framing over a reliable byte stream (Unix socket or virtio-serial port): no message boundaries,
+ * arbitrary fragmentation, possibly garbage. The magic lets a receiver resynchronise after garbage
+ * or a peer that died mid-frame; the length is validated before anything is buffered for it.
+ */
+import { HEADER_SIZE, MAGIC, MAX_FRAME } from './messages.js';
+
+export interface Frame {
+  type: number;
+  flags: number;
+  id: number;
+  /** A view of private memory: the reader never reuses or mutates buffers it handed out. */
+  payload: Buffer;
+}
+
+export type FaultReason = 'bad-magic' | 'bad-length';
+
+/** Bytes the reader threw away to get back in step; reported so the peer can be told. */
+export interface FrameFault {
+  reason: FaultReason;
+  skipped: number;
+  detail: string;
+}
+
+export type ReadItem = { frame: Frame; fault?: undefined } | { fault: FrameFault; frame?: undefined };
+
+const MAGIC_BYTES = Buffer.alloc(4);
+MAGIC_BYTES.writeUInt32LE(MAGIC, 0);
+
+export function encodeFrame(type: number, flags: number, id: number, payload?: Uint8Array): Buffer {
+  const length = HEADER_SIZE + (payload ? payload.length : 0);
+  if (length > MAX_FRAME) throw new RangeError(`frame of ${length} bytes exceeds the ${MAX_FRAME}-byte limit`);
+  const frame = Buffer.allocUnsafe(length);
+  writeHeader(frame, 0, length, type, flags, id);
+  if (payload) frame.set(payload, HEADER_SIZE);
+  return frame;
+}
+
+/** For encoders that build header and payload in one allocation. */
+export function writeHeader(target: Buffer, at: number, length: number, type: number, flags: number, id: number): void {
+  target.writeUInt32LE(MAGIC, at);
+  target.writeUInt32LE(length, at + 4);
+  target.writeUInt16LE(type, at + 8);
+  target.writeUInt16LE(flags, at + 10);
+  target.writeUInt32LE(id >>> 0, at + 12);
+}
+
+export class FrameReader {
+  private buffer: Buffer = Buffer.alloc(0);
+  private start = 0;
+
+  constructor(private readonly maxFrame = MAX_FRAME) {}
+
+  /** Bytes held for a frame that has not fully arrived. */
+  get pending(): number {
+    return this.buffer.length - this.start;
+  }
+
+  /** Drop a partial frame, e.g. when the stream has been idle mid-frame (a peer died). */
+  discardPartial(): number {
+    const dropped = this.pending;
+    this.buffer = Buffer.alloc(0);
+    this.start = 0;
+    return dropped;
+  }
+
+  push(chunk: Buffer): ReadItem[] {
+    this.append(chunk);
+    const items: ReadItem[] = [];
+    let fault: FrameFault | undefined;
+    const noteSkip = (reason: FaultReason, skipped: number, detail: string): void => {
+      if (fault && fault.reason === reason) fault.skipped += skipped;
+      else {
+        if (fault) items.push({ fault });
+        fault = { reason, skipped, detail };
+      }
+    };
+    const buf = this.buffer;
+    while (buf.length - this.start >= 4) {
+      if (buf.readUInt32LE(this.start) !== MAGIC) {
+        const next = buf.indexOf(MAGIC_BYTES, this.start + 1);
+        // Keep a tail that may be the start of a magic split across chunks.
+        const resume = next >= 0 ? next : Math.max(this.start + 1, buf.length - 3);
+        noteSkip('bad-magic', resume - this.start, 'bytes without the frame magic');
+        this.start = resume;
+        continue;
+      }
+      if (buf.length - this.start < HEADER_SIZE) break;
+      const length = buf.readUInt32LE(this.start + 4);
+      if (length < HEADER_SIZE || length > this.maxFrame) {
+        // A corrupt header: step past its magic and look for the next one.
+        noteSkip('bad-length', 4, `frame length ${length} outside ${HEADER_SIZE}..${this.maxFrame}`);
+        this.start += 4;
+        continue;
+      }
+      if (buf.length - this.start < length) break;
+      if (fault) {
+        items.push({ fault });
+        fault = undefined;
+      }
+      items.push({
+        frame: {
+          type: buf.readUInt16LE(this.start + 8),
+          flags: buf.readUInt16LE(this.start + 10),
+          id: buf.readUInt32LE(this.start + 12),
+          payload: buf.subarray(this.start + HEADER_SIZE, this.start + length),
+        },
+      });
+      this.start += length;
+    }
+    if (fault) items.push({ fault });
+    this.compact();
+    return items;
+  }
+
+  private append(chunk: Buffer): void {
+    if (this.pending === 0) {
+      this.buffer = chunk;
+      this.start = 0;
+    } else {
+      this.buffer = Buffer.concat([this.buffer.subarray(this.start), chunk]);
+      this.start = 0;
+    }
+  }
+
+  /** Release consumed bytes; copy the partial tail so handed-out payload views stay untouched. */
+  private compact(): void {
+    if (this.start === this.buffer.length) {
+      this.buffer = Buffer.alloc(0);
+      this.start = 0;
+    } else if (this.start > 0) {
+      this.buffer = Buffer.from(this.buffer.subarray(this.start));
+      this.start = 0;
+    }
+  }
+}
