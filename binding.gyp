@@ -6,7 +6,13 @@
     {
       "target_name": "xpci_native",
       "sources": [
-        "addon/module.cc"
+        "addon/args.cc",
+        "addon/debug_log.cc",
+        "addon/errors.cc",
+        "addon/memory_mapping.cc",
+        "addon/module.cc",
+        "addon/peer_credentials.cc",
+        "addon/register_file.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -1,3 +1,52 @@
+// Entry point of xpci_native: the functions of `NativeBinding` (src/native/binding.ts).
+// Context-aware (one Addon instance per Node environment, e.g. per worker), no global mutable state.
 #include <napi.h>
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
-NODE_API_MODULE(xpci_native, Init)
+
+#include "debug_log.h"
+#include "memory_mapping.h"
+#include "peer_credentials.h"
+#include "register_file.h"
+
+namespace xpci {
+
+class XpciAddon : public Napi::Addon<XpciAddon> {
+ public:
+  XpciAddon(Napi::Env env, Napi::Object exports)
+      : registerFileClass_(Napi::Persistent(RegisterFile::Class(env))),
+        memoryMappingClass_(Napi::Persistent(MemoryMapping::Class(env))) {
+    DefineAddon(exports, {
+                             InstanceMethod<&XpciAddon::OpenRegisterFile>("openRegisterFile"),
+                             InstanceMethod<&XpciAddon::MapResource>("mapResource"),
+                             InstanceMethod<&XpciAddon::PeerCredentialsOf>("peerCredentials"),
+                             InstanceMethod<&XpciAddon::BuildInfo>("buildInfo"),
+                         });
+  }
+
+ private:
+  Napi::Value OpenRegisterFile(const Napi::CallbackInfo& info) { return RegisterFile::Open(info, registerFileClass_); }
+
+  Napi::Value MapResource(const Napi::CallbackInfo& info) { return MemoryMapping::Map(info, memoryMappingClass_); }
+
+  Napi::Value PeerCredentialsOf(const Napi::CallbackInfo& info) { return PeerCredentials(info); }
+
+  Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("debugLogging", Napi::Boolean::New(env, kDebugLogging));
+#ifdef XPCI_DEBUG_BUILD
+    result.Set("debugBuild", Napi::Boolean::New(env, true));
+#else
+    result.Set("debugBuild", Napi::Boolean::New(env, false));
+#endif
+    result.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));  // the Node-API version built against
+    return result;
+  }
+
+  Napi::FunctionReference registerFileClass_;
+  Napi::FunctionReference memoryMappingClass_;
+};
+
+}  // namespace xpci
+
+using xpci::XpciAddon;  // the macro pastes the name into identifiers
+NODE_API_ADDON(XpciAddon)

@@ -9,13 +9,33 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An Error raised by a syscall in the addon. */
+/**
+ * An Error thrown by the addon. `message` reads like `pread /sys/.../config: Permission denied`.
+ * Codes besides the kernel's errno names:
+ * - 'EINVAL' / 'ERANGE': an argument check in the addon (wrong type, non-integer, width not allowed,
+ *   misaligned MMIO offset / integer out of range, access past the end of a mapping);
+ * - 'EBADF': use of a closed file or an unmapped mapping, or a write through a read-only one;
+ * - 'ESHORT': pread/pwrite moved fewer bytes than asked (errno 0; see bytesRead / bytesWritten).
+ */
 export interface NativeError extends Error {
-  /** errno name, e.g. 'EACCES', or 'ERANGE'/'EINVAL' for argument checks done in the addon */
+  /** errno name, e.g. 'EACCES'; see above for the addon's own codes */
   code: string;
+  /** errno number (0 for 'ESHORT') */
   errno: number;
+  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt'; 'load'/'store' (mapping) */
   syscall: string;
   path?: string;
+  /** 'ESHORT' from a read: bytes actually read */
+  bytesRead?: number;
+  /** 'ESHORT' from a write: bytes actually written */
+  bytesWritten?: number;
+}
+
+/** True for an error thrown by the addon, optionally with the given code. */
+export function isNativeError(error: unknown, code?: string): error is NativeError {
+  return error instanceof Error && typeof (error as Partial<NativeError>).code === 'string'
+    && typeof (error as Partial<NativeError>).syscall === 'string'
+    && (code === undefined || (error as NativeError).code === code);
 }
 
 /**
@@ -31,13 +51,19 @@ export interface RegisterFile {
   read(offset: number, width: 1 | 2 | 4): number;
   /** Read up to `length` bytes at `offset`; the Buffer may be shorter (a non-root reader gets 64). */
   readBlock(offset: number, length: number): Buffer;
-  /** Write exactly `width` bytes. Throws EBADF-like errors when opened read-only. */
+  /** Write exactly `width` bytes; `value` must fit in them (else ERANGE). EBADF when opened read-only. */
   write(offset: number, width: 1 | 2 | 4, value: number): void;
+  /** Idempotent. A forgotten handle's fd is also closed when it is garbage collected. */
   close(): void;
   readonly closed: boolean;
 }
 
-/** A memory BAR mapped from `resourceN` with MAP_SHARED. Accesses are single volatile loads/stores. */
+/**
+ * A memory BAR mapped from `resourceN` with MAP_SHARED. Accesses are single volatile loads/stores of
+ * exactly the width asked, little-endian; `offset + width <= length` (else ERANGE) and `offset` a
+ * multiple of the width (else EINVAL). A write through a read-only mapping throws EBADF before touching
+ * memory. Limit: if the file shrinks below the mapping, an access there raises SIGBUS (kills the process).
+ */
 export interface MemoryMapping {
   readonly path: string;
   readonly length: number;
@@ -81,15 +107,19 @@ function packageRoot(): string {
   return dir;
 }
 
-/** Load the addon: build/Release first, then build/Debug (node-gyp --debug). */
-export function native(): NativeBinding {
-  if (cached) return cached;
+/** Path of the built addon: build/Release first, then build/Debug (node-gyp --debug). */
+export function nativeAddonPath(): string {
   const root = packageRoot();
   const candidates = ['build/Release/xpci_native.node', 'build/Debug/xpci_native.node'].map((p) => join(root, p));
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     throw new Error(`xpci: native addon not built (looked for ${candidates.join(', ')}); run 'npm run build:native'`);
   }
-  cached = createRequire(import.meta.url)(found) as NativeBinding;
+  return found;
+}
+
+/** Load the addon (once). */
+export function native(): NativeBinding {
+  cached ??= createRequire(import.meta.url)(nativeAddonPath()) as NativeBinding;
   return cached;
 }
