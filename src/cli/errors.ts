@@ -13,10 +13,11 @@ export class RuntimeError extends Error {
   readonly exitCode = 1;
 }
 
+/** Errors that mean "the command line is wrong", whichever layer detected it. */
+const USAGE_ERROR_NAMES = new Set(['UsageError', 'AddressError', 'SelectorError', 'RegisterSpecError', 'YError']);
+
 export function exitCodeFor(error: unknown): number {
-  if (error instanceof UsageError) return 2;
-  if (error instanceof Error && (error.name === 'AddressError' || error.name === 'SelectorError')) return 2;
-  return 1;
+  return error instanceof Error && USAGE_ERROR_NAMES.has(error.name) ? 2 : 1;
 }
 
 /** One line, no stack: node errors carry code/path, which say more than the message alone. */

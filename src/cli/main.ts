@@ -24,20 +24,17 @@ export async function main(argv: string[]): Promise<number> {
     .epilogue('Exit status: 0 success, 1 runtime failure (device absent, sysfs missing, permission), 2 bad usage.\nSee docs/ for the protocol, architecture and security model.')
     .exitProcess(false)
     .fail((message, error) => {
-      if (error) throw error;
-      usageFailure = message;
-      throw new UsageError(message);
+      // yargs reports its own parse problems (e.g. an option missing its value) as a YError.
+      if (error && error.name !== 'YError') throw error;
+      usageFailure = message ?? error?.message;
+      throw new UsageError(usageFailure ?? 'bad usage');
     });
   try {
     await parser.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (error) {
-    if (usageFailure === undefined && !(error instanceof UsageError)) {
-      process.stderr.write(`xpci: ${describeError(error)}\n`);
-      return exitCodeFor(error);
-    }
     process.stderr.write(`xpci: ${usageFailure ?? describeError(error)}\n`);
-    return 2;
+    return usageFailure === undefined ? exitCodeFor(error) : 2;
   }
 }
 

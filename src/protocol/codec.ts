@@ -20,8 +20,8 @@ const CONFIG_WRITE_LEN = 12;
 const BAR_READ_LEN = 16;
 const BAR_WRITE_LEN = 24;
 const ERROR_FIXED_LEN = 8;
-/** Keep error texts short: they are diagnostics, not a data channel. */
-const MAX_ERROR_MESSAGE = 1024;
+/** Longest error text in UTF-8 bytes: error texts are diagnostics, not a data channel. */
+export const MAX_ERROR_MESSAGE = 1024;
 
 // ---------------------------------------------------------------- requests (frontend → backend)
 
@@ -191,13 +191,21 @@ export function encodePingReply(id: number, payload: Buffer): Buffer {
 
 /** `type` echoes the request's type (0 when the request could not be framed at all). */
 export function encodeErrorReply(type: number, id: number, error: ErrorPayload): Buffer {
-  const text = Buffer.from(error.message.slice(0, MAX_ERROR_MESSAGE), 'utf8');
+  const text = truncateUtf8(Buffer.from(error.message, 'utf8'), MAX_ERROR_MESSAGE);
   const payload = Buffer.allocUnsafe(ERROR_FIXED_LEN + text.length);
   payload.writeUInt16LE(error.code, 0);
   payload.writeUInt16LE(0, 2);
   payload.writeInt32LE(error.errno | 0, 4);
   text.copy(payload, ERROR_FIXED_LEN);
   return encodeFrame(type, FrameFlags.Reply | FrameFlags.Error, id, payload);
+}
+
+/** Cut at most `limit` bytes without splitting a multi-byte character. */
+function truncateUtf8(text: Buffer, limit: number): Buffer {
+  if (text.length <= limit) return text;
+  let end = limit;
+  while (end > 0 && (text[end] & 0xc0) === 0x80) end--;
+  return text.subarray(0, end);
 }
 
 export function encodeEvent(type: MessageType, body: unknown): Buffer {

@@ -48,19 +48,21 @@ export function writeHeader(target: Buffer, at: number, length: number, type: nu
 export class FrameReader {
   private buffer: Buffer = Buffer.alloc(0);
   private start = 0;
+  private end = 0;
+  /** The buffer was allocated here, so the bytes after `end` may be filled in place. */
+  private owned = false;
 
   constructor(private readonly maxFrame = MAX_FRAME) {}
 
   /** Bytes held for a frame that has not fully arrived. */
   get pending(): number {
-    return this.buffer.length - this.start;
+    return this.end - this.start;
   }
 
   /** Drop a partial frame, e.g. when the stream has been idle mid-frame (a peer died). */
   discardPartial(): number {
     const dropped = this.pending;
-    this.buffer = Buffer.alloc(0);
-    this.start = 0;
+    this.reset();
     return dropped;
   }
 
@@ -76,16 +78,17 @@ export class FrameReader {
       }
     };
     const buf = this.buffer;
-    while (buf.length - this.start >= 4) {
+    const end = this.end;
+    while (end - this.start >= 4) {
       if (buf.readUInt32LE(this.start) !== MAGIC) {
-        const next = buf.indexOf(MAGIC_BYTES, this.start + 1);
+        const next = buf.subarray(0, end).indexOf(MAGIC_BYTES, this.start + 1);
         // Keep a tail that may be the start of a magic split across chunks.
-        const resume = next >= 0 ? next : Math.max(this.start + 1, buf.length - 3);
+        const resume = next >= 0 ? next : Math.max(this.start + 1, end - 3);
         noteSkip('bad-magic', resume - this.start, 'bytes without the frame magic');
         this.start = resume;
         continue;
       }
-      if (buf.length - this.start < HEADER_SIZE) break;
+      if (end - this.start < HEADER_SIZE) break;
       const length = buf.readUInt32LE(this.start + 4);
       if (length < HEADER_SIZE || length > this.maxFrame) {
         // A corrupt header: step past its magic and look for the next one.
@@ -93,7 +96,7 @@ export class FrameReader {
         this.start += 4;
         continue;
       }
-      if (buf.length - this.start < length) break;
+      if (end - this.start < length) break;
       if (fault) {
         items.push({ fault });
         fault = undefined;
@@ -113,24 +116,50 @@ export class FrameReader {
     return items;
   }
 
+  private reset(): void {
+    this.buffer = Buffer.alloc(0);
+    this.start = 0;
+    this.end = 0;
+    this.owned = false;
+  }
+
+  /**
+   * Zero-copy when nothing is pending; otherwise grow geometrically so a frame that arrives one
+   * byte at a time costs linear, not quadratic, copying. Bytes are only ever written after `end`,
+   * never over a region a handed-out payload views.
+   */
   private append(chunk: Buffer): void {
-    if (this.pending === 0) {
+    const pending = this.pending;
+    if (pending === 0) {
       this.buffer = chunk;
       this.start = 0;
+      this.end = chunk.length;
+      this.owned = false;
+    } else if (this.owned && this.end + chunk.length <= this.buffer.length) {
+      chunk.copy(this.buffer, this.end);
+      this.end += chunk.length;
     } else {
-      this.buffer = Buffer.concat([this.buffer.subarray(this.start), chunk]);
+      const grown = Buffer.allocUnsafe(Math.max(pending + chunk.length, 2 * pending, 256));
+      this.buffer.copy(grown, 0, this.start, this.end);
+      chunk.copy(grown, pending);
+      this.buffer = grown;
       this.start = 0;
+      this.end = pending + chunk.length;
+      this.owned = true;
     }
   }
 
   /** Release consumed bytes; copy the partial tail so handed-out payload views stay untouched. */
   private compact(): void {
-    if (this.start === this.buffer.length) {
-      this.buffer = Buffer.alloc(0);
-      this.start = 0;
+    if (this.start === this.end) {
+      this.reset();
     } else if (this.start > 0) {
-      this.buffer = Buffer.from(this.buffer.subarray(this.start));
+      const tail = Buffer.allocUnsafe(Math.max(2 * this.pending, 256));
+      this.buffer.copy(tail, 0, this.start, this.end);
+      this.buffer = tail;
+      this.end = this.pending;
       this.start = 0;
+      this.owned = true;
     }
   }
 }

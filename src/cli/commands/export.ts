@@ -1,4 +1,251 @@
-// PLACEHOLDER: replaced by the owner of this command.
-import type { CommandModule } from 'yargs';
-import { RuntimeError } from '../errors.js';
-export const exportCommand: CommandModule = { command: 'export', describe: 'not yet implemented', handler: () => { throw new RuntimeError('export: not yet implemented'); } };
+/**
+ * `xpci export <BDF...>`: the backend. Exports host PCI functions to one frontend over a Unix
+ * socket ring, in virtual-bus (vpci) or passthrough mode, until SIGINT/SIGTERM (or, with
+ * --exit-on-disconnect, until the frontend leaves). Options come from --config FILE with the
+ * command line laid over it. Prints the mapping table, then a ready line once the socket listens
+ * (with --json: one JSON line each at start and at shutdown).
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
+import { DEFAULT_SYSFS_ROOT } from '../../pci/sysfs-paths.js';
+import type { ExportMode } from '../../protocol/messages.js';
+import type { DenialRecord, ExportedDevice } from '../../backend/exported-device.js';
+import { loadExportConfig, type ExportConfig } from '../../backend/lifecycle/export-config.js';
+import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';
+import { BackendServer, type BackendOptions, type MappingEntry, type ShutdownSummary } from '../../backend/server/backend-server.js';
+import { admitPeer, createExportHost } from '../../backend/server/export-host.js';
+import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
+import { resolveSocketPath } from '../../backend/server/socket-file.js';
+import { RuntimeError, UsageError } from '../errors.js';
+
+interface ExportArgs {
+  devices?: string[];
+  mode?: string;
+  socket?: string;
+  'read-only'?: boolean;
+  permissive?: boolean;
+  'verbose-request'?: boolean;
+  'sysfs-root'?: string;
+  'state-dir'?: string;
+  json?: boolean;
+  'allow-uid'?: number[];
+  'allow-gid'?: number[];
+  'reset-on-export'?: boolean;
+  'reset-on-release'?: boolean;
+  'exit-on-disconnect'?: boolean;
+  config?: string;
+}
+
+const PERMISSIVE_SUFFIX = ':permissive';
+
+/** `06:01.0` or `06:01.0:permissive`; a bad address is a usage error naming the argument. */
+export function parseDeviceArgument(text: string): { address: PciAddress; permissive: boolean } {
+  const permissive = text.endsWith(PERMISSIVE_SUFFIX);
+  const bdf = permissive ? text.slice(0, -PERMISSIVE_SUFFIX.length) : text;
+  try {
+    return { address: parseAddress(bdf), permissive };
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (a device is BDF or BDF:permissive)`);
+  }
+}
+
+function idList(values: unknown, option: string): number[] {
+  const list = values === undefined ? [] : Array.isArray(values) ? values : [values];
+  return list.map((value) => {
+    const id = Number(value);
+    if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) throw new UsageError(`--${option} takes a numeric id, got '${String(value)}'`);
+    return id;
+  });
+}
+
+const MODES: readonly ExportMode[] = ['vpci', 'passthrough'];
+
+function exportMode(text: string | undefined): ExportMode | undefined {
+  if (text === undefined || MODES.includes(text as ExportMode)) return text as ExportMode | undefined;
+  throw new UsageError(`--mode must be vpci or passthrough, got '${text}'`);
+}
+
+const union = (a: readonly number[], b: readonly number[]): number[] => [...new Set([...a, ...b])];
+
+/** Lay the command line over the config file: CLI scalars win; device and allow lists are merged. */
+export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean } {
+  const globalPermissive = args.permissive ?? config?.permissive ?? false;
+  const devices = new Map<string, DesiredDevice>();
+  for (const entry of config?.devices ?? []) {
+    devices.set(entry.bdf, { address: entry.address, permissive: entry.permissive ?? globalPermissive });
+  }
+  for (const text of args.devices ?? []) {
+    const { address, permissive } = parseDeviceArgument(String(text));
+    const previous = devices.get(formatAddress(address));
+    devices.set(formatAddress(address), { address, permissive: permissive || (previous?.permissive ?? globalPermissive) });
+  }
+  if (devices.size === 0) throw new UsageError('no device to export: name at least one BDF (e.g. xpci export 06:01.0) or a --config file with devices');
+  const readOnly = args['read-only'] ?? config?.readOnly ?? false;
+  return {
+    mode: exportMode(args.mode) ?? config?.mode ?? 'vpci',
+    socketPath: resolveSocketPath(args.socket ?? config?.socket, env),
+    devices: [...devices.values()],
+    permissive: globalPermissive,
+    readOnly,
+    resetOnExport: args['reset-on-export'] ?? config?.reset?.onExport ?? true,
+    resetOnRelease: args['reset-on-release'] ?? config?.reset?.onRelease ?? true,
+    allowUids: union(config?.allowUids ?? [], idList(args['allow-uid'], 'allow-uid')),
+    allowGids: union(config?.allowGids ?? [], idList(args['allow-gid'], 'allow-gid')),
+    verboseRequest: args['verbose-request'] ?? false,
+    exitOnDisconnect: args['exit-on-disconnect'] ?? false,
+    sysfsRoot: args['sysfs-root'] ?? config?.sysfsRoot ?? DEFAULT_SYSFS_ROOT,
+    stateDir: resolveStateDir(args['state-dir'] ?? config?.stateDir, env),
+    json: args.json ?? false,
+  };
+}
+
+const say = (line: string): void => void process.stdout.write(line + '\n');
+const warn = (message: string): void => void process.stderr.write(`xpci: ${message}\n`);
+
+function printMapping(mapping: MappingEntry[], options: BackendOptions): void {
+  const flags = [options.mode, ...(options.readOnly ? ['read-only'] : [])].join(', ');
+  say(`exporting ${mapping.length} device${mapping.length === 1 ? '' : 's'} (${flags}):`);
+  say('  host BDF        frontend BDF');
+  for (const entry of mapping) say(`  ${entry.host}    ${entry.guest}${entry.permissive ? '    permissive' : ''}`);
+}
+
+const denialCount = (denials: DenialRecord[]): number => denials.reduce((sum, d) => sum + d.count, 0);
+
+function printSummary(summary: ShutdownSummary, json: boolean): void {
+  if (json) {
+    say(JSON.stringify({ shutdown: summary.reason, devices: summary.devices, ...(summary.notes.length > 0 ? { notes: summary.notes } : {}) }));
+    return;
+  }
+  for (const note of summary.notes) warn(note);
+  const denied = summary.devices.filter((d) => denialCount(d.denials) > 0).map((d) => `${d.host} ${denialCount(d.denials)}`);
+  say(`shutdown (${summary.reason}): released ${summary.devices.length} device${summary.devices.length === 1 ? '' : 's'}${denied.length > 0 ? `; denied writes: ${denied.join(', ')}` : ''}`);
+}
+
+async function run(args: ExportArgs): Promise<void> {
+  const config = args.config === undefined ? null : loadExportConfig(args.config);
+  const options = resolveExportOptions(args, config);
+  const backend = new BackendServer(options, {
+    host: createExportHost(options),
+    admit: admitPeer,
+    warn,
+  });
+  await backend.prepare();
+
+  const onSignal = (signal: NodeJS.Signals): void => void backend.stop(`received ${signal}`);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const outcome = backend.exportDevices();
+    const mapping = backend.mapping();
+    if (mapping.length === 0) {
+      await backend.stop('nothing to export');
+      // One line; a reason shared by every device (a bad --sysfs-root) is said once.
+      throw new RuntimeError([...new Set(outcome.refused.map((r: Refusal) => r.reason))].join('; '));
+    }
+    for (const refusal of outcome.refused) warn(`${refusal.reason} (the other devices are exported)`);
+    if (!options.json) printMapping(mapping, options);
+    // A signal while exporting: shut down without ever listening.
+    if (!backend.isStopping) {
+      await listenOrStop(backend, options.socketPath);
+      announceReady(options, mapping, outcome.refused, backend.controlPath);
+    }
+    printSummary(await backend.stopped, options.json);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function listenOrStop(backend: BackendServer<ExportedDevice>, socketPath: string): Promise<void> {
+  try {
+    await backend.listen();
+  } catch (error) {
+    await backend.stop('could not listen');
+    throw new RuntimeError(`cannot listen on ${socketPath}: ${(error as Error).message}`);
+  }
+}
+
+function announceReady(options: BackendOptions & { json: boolean }, mapping: MappingEntry[], refused: Refusal[], controlPath: string): void {
+  if (!options.json) {
+    say(`ready: listening on ${options.socketPath} (control: ${controlPath})`);
+    return;
+  }
+  say(JSON.stringify({
+    socket: options.socketPath,
+    mode: options.mode,
+    devices: mapping.map(({ host, guest }) => ({ host, guest })),
+    ...(refused.length > 0 ? { refused } : {}),
+  }));
+}
+
+export const exportCommand: CommandModule<object, ExportArgs> = {
+  command: 'export [devices..]',
+  describe: 'Export host PCI functions to a frontend over a Unix-socket ring (the backend)',
+  builder: (yargs: Argv<object>) =>
+    yargs
+      .usage(`xpci export [options] <BDF[:permissive]>...
+
+Export host PCI functions to one frontend (xpci lspci/setpci/bar, or the frontend library in a
+test VM) over a Unix-socket request ring, until SIGINT/SIGTERM. Each BDF is [DDDD:]BB:DD.F;
+append :permissive to let that device's unlisted config writes reach the hardware.
+
+MODES
+  vpci (default)  One virtual bus 0000:00 with 32 slots, as Xen pciback: devices take slots in
+                  export order; functions of one physical slot share a slot and keep their function
+                  numbers (exporting only 06:01.2 gives 00:00.2); host addresses are not revealed.
+                  A 33rd slot is refused for that device only.
+  passthrough     Frontend addresses are the host addresses; the roots to scan are each device's
+                  domain:bus.
+  Bridges (class 06xx) are never exported in either mode.
+
+SAFETY
+  A device bound to a host driver is refused (bind it to pci-stub first with 'xpci assignable-add
+  BDF') unless --read-only: then the frontend may read config space only, and nothing is reset.
+  Each device is locked in the state directory: a second backend exporting it is refused with the
+  holder's pid; a lock left by a dead backend is cleared.
+
+ACCESS
+  The socket is created mode 0600 (root only) and removed on exit; a stale socket with no listener
+  is replaced, a live one is an error. --allow-gid G (alone, once) makes it 0660 with group G; any
+  other --allow-uid/--allow-gid makes it 0666. Either way every peer's SO_PEERCRED credentials are
+  checked before any op, and a refused peer gets PermissionDenied. Root is always admitted.
+  Hot-plug control (xpci attach/detach) uses <socket>.ctl, always 0600 and root only.
+
+RESET
+  Where the device has a sysfs reset file, a writable export resets it before handing it out and
+  after taking it back (after restoring the registers the frontend changed). Turn either off with
+  --no-reset-on-export / --no-reset-on-release. A --read-only export never resets.
+
+CONFIG FILE
+  --config FILE (JSON: devices, mode, socket, permissive, readOnly, allowUids, allowGids, stateDir,
+  sysfsRoot, reset) is read first; command-line options override its settings, and devices and
+  allow lists from both are merged.
+
+OUTPUT
+  The mapping table (host BDF -> frontend BDF), then 'ready: listening on PATH'. With --json: one
+  line {"socket","mode","devices":[{"host","guest"}]} once listening and, at shutdown, one line
+  {"shutdown": reason, "devices": [{"host","guest","permissive","denials":[...]}]}.
+  Exit status 0 after a clean shutdown, 1 when nothing could be exported or the socket is in use,
+  2 for bad usage.`)
+      .positional('devices', { type: 'string', array: true, describe: 'host functions to export: BDF or BDF:permissive' })
+      .option('mode', { type: 'string', describe: 'vpci (virtual bus, default) or passthrough (host addresses)' })
+      .option('socket', { type: 'string', describe: 'ring socket path (default $XPCI_SOCKET, else /run/xpci/xpci.sock)' })
+      .option('read-only', { type: 'boolean', describe: 'config reads only: no config writes, no BAR access; allows devices bound to host drivers' })
+      .option('permissive', { type: 'boolean', describe: 'let unlisted config writes of every device reach the hardware' })
+      .option('verbose-request', { type: 'boolean', describe: 'log every request and its result on stderr (as DEBUG=xpci:request)' })
+      .option('sysfs-root', { type: 'string', describe: 'folder containing bus/pci/devices (default /sys); a fixture tree for tests' })
+      .option('state-dir', { type: 'string', describe: 'locks and records (default $XPCI_STATE_DIR, else /run/xpci)' })
+      .option('json', { type: 'boolean', describe: 'machine-readable start and shutdown lines' })
+      .option('allow-uid', { type: 'number', array: true, describe: 'also admit this uid (repeatable)' })
+      .option('allow-gid', { type: 'number', array: true, describe: 'also admit this gid (repeatable)' })
+      .option('reset-on-export', { type: 'boolean', describe: 'reset through sysfs before exporting (default on; --no-reset-on-export)' })
+      .option('reset-on-release', { type: 'boolean', describe: 'reset through sysfs after release (default on; --no-reset-on-release)' })
+      .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down when the frontend disconnects' })
+      .option('config', { type: 'string', describe: 'JSON config file; command-line options override it' })
+      .example('xpci export --read-only 00:03.0', 'serve a host device read-only on /run/xpci/xpci.sock')
+      .example('xpci assignable-add 06:01.0 && xpci export 06:01.0 06:01.1', 'seize a two-function device and export it as 00:00.0/00:00.1')
+      .example('xpci export --mode passthrough --socket /tmp/x.sock 06:01.0:permissive', 'host addresses, one permissive device')
+      .example('xpci export --sysfs-root ./snapshot --socket /tmp/x.sock 00:05.0', 'serve a fixture tree (tests, CI)')
+      .example('xpci export --config /etc/xpci/export.json --json', 'persistent export from a config file'),
+  handler: (args) => run(args),
+};

@@ -1,0 +1,51 @@
+/**
+ * `xpci export` as the benchmark runs it: a child process (the real CLI), ready once its --json
+ * line says the socket listens. Against this machine's devices it is ALWAYS --read-only: the bench
+ * never writes to real hardware (config writes and BAR access are refused by such an export).
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnReady, type Child } from './children.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const CLI = resolve(here, '..', 'src', 'cli', 'main.js');
+
+export interface BackendChild {
+  child: Child;
+  socket: string;
+  devices: { host: string; guest: string }[];
+}
+
+export interface BackendSpec {
+  devices: string[];
+  socket: string;
+  stateDir: string;
+  mode: 'vpci' | 'passthrough';
+  /** Required for this machine's devices; a fixture tree may be exported writable. */
+  readOnly: boolean;
+  sysfsRoot?: string;
+  pinCpu?: number;
+}
+
+export async function startBackend(spec: BackendSpec): Promise<BackendChild> {
+  const args = [CLI, 'export', '--json', '--mode', spec.mode, '--socket', spec.socket, '--state-dir', spec.stateDir];
+  if (spec.readOnly) args.push('--read-only');
+  if (spec.sysfsRoot) args.push('--sysfs-root', spec.sysfsRoot, '--no-reset-on-export', '--no-reset-on-release');
+  args.push(...spec.devices);
+  const { child, ready } = await spawnReady(process.execPath, args, {
+    pinCpu: spec.pinCpu,
+    env: { ...process.env, DEBUG: '' },
+    ready: (line) => {
+      try {
+        const value = JSON.parse(line) as { socket?: string; devices?: { host: string; guest: string }[] };
+        return value.socket ? value : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  const { devices } = ready as { devices: { host: string; guest: string }[] };
+  return { child, socket: spec.socket, devices };
+}
+
+export const stateDirIn = (work: string): string => join(work, 'state');

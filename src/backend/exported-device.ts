@@ -1,0 +1,240 @@
+/**
+ * One host function as a frontend may use it: every config and BAR request is validated once on
+ * plain values (the decoded request is already a private copy, XSA-155), then judged by the
+ * register table (config-policy/) or the BAR rules, then performed with one exact-width access.
+ * Refusals are AccessDenied errors naming the register and the reason, never a silent success.
+ * Error messages go to the frontend, so they name offsets and registers, never host addresses.
+ */
+import createDebug from 'debug';
+import { native, isNativeError, type RegisterFile } from '../native/binding.js';
+import { formatAddress, type PciAddress } from '../pci/address.js';
+import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS1, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
+import type { PciDeviceInfo } from '../pci/device-info.js';
+import { configPath } from '../pci/sysfs-paths.js';
+import { ErrorCode, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/messages.js';
+import { BarAccess, type BarTarget } from './bar-access.js';
+import { BarEmulation } from './bar-emulation.js';
+import { VirtualConfigSpace } from './config-policy/config-space.js';
+import { DenialLog, type DenialRecord } from './config-policy/denial-log.js';
+import { layoutConfigSpace } from './config-policy/layout.js';
+
+export type { DenialRecord } from './config-policy/denial-log.js';
+
+const log = createDebug('xpci:policy');
+
+export interface ExportOptions {
+  sysfsRoot: string;
+  /** from discovery */
+  info: PciDeviceInfo;
+  /** address as the frontend sees it */
+  guest: PciAddress;
+  mode: ExportMode;
+  /** config reads only: no config writes, no BAR access at all; the config file is opened O_RDONLY */
+  readOnly: boolean;
+  /** unlisted writes pass to hardware (listed read-only fields stay read-only) */
+  permissive: boolean;
+}
+
+export interface ExportedDevice {
+  readonly info: PciDeviceInfo;
+  readonly guest: PciAddress;
+  /** hostAddress only in passthrough mode */
+  descriptor(): DeviceDescriptor;
+  /** validated, virtualized; throws XpciError */
+  configRead(offset: number, size: number): number;
+  /** throws XpciError(AccessDenied) when any requested bit is filtered; then nothing is written */
+  configWrite(offset: number, size: number, value: number): void;
+  barRead(bar: number, offset: bigint, size: number): bigint;
+  barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
+  /** for the --json shutdown summary */
+  denials(): DenialRecord[];
+  /** restore changed registers (default true), unmap BARs, close files; idempotent */
+  release(options?: { restore?: boolean }): void;
+}
+
+const MIN_CONFIG_SIZE = 64;
+const READ_ONLY_EXPORT = 'read-only export: config writes and BAR access are refused';
+
+const hex = (value: number | bigint): string => `0x${value.toString(16)}`;
+
+class Device implements ExportedDevice {
+  private readonly configSize: number;
+  private readonly space: VirtualConfigSpace;
+  private readonly bars: BarAccess;
+  private readonly log: DenialLog;
+  private released = false;
+
+  constructor(
+    readonly info: PciDeviceInfo,
+    readonly guest: PciAddress,
+    private readonly options: ExportOptions,
+    private readonly file: RegisterFile,
+  ) {
+    const where = formatAddress(guest);
+    this.configSize = file.size();
+    const snapshot = file.readBlock(0, this.configSize);
+    if (snapshot.length < MIN_CONFIG_SIZE) {
+      throw new XpciError(ErrorCode.OperationFailed, `${info.bdf}: only ${snapshot.length} bytes of config space are readable`);
+    }
+    const romOffset = info.headerLayout === 1 ? PCI_ROM_ADDRESS1 : PCI_ROM_ADDRESS;
+    this.log = new DenialLog(`${info.bdf} (frontend ${where})`);
+    this.space = new VirtualConfigSpace({
+      file,
+      layout: layoutConfigSpace(info.headerLayout, this.configSize, snapshot),
+      bars: new BarEmulation({
+        mode: options.mode, guest, headerLayout: info.headerLayout, bars: info.bars, rom: info.rom,
+        romEnabled: (snapshot[romOffset] & PCI_ROM_ADDRESS_ENABLE) !== 0,
+      }),
+      permissive: options.permissive,
+      snapshot,
+      denials: this.log,
+    });
+    this.bars = new BarAccess(options.sysfsRoot, info.address, info.bars);
+  }
+
+  descriptor(): DeviceDescriptor {
+    const { info, options } = this;
+    const descriptor: DeviceDescriptor = {
+      address: formatAddress(this.guest),
+      vendor: info.vendor,
+      device: info.device,
+      classCode: info.classCode,
+      revision: info.revision,
+      headerType: info.headerLayout | (info.multiFunction ? 0x80 : 0),
+      configSize: this.configSize,
+      readOnly: options.readOnly,
+      permissive: options.permissive,
+      bars: info.bars.map(({ index, kind, is64, prefetchable, size }) => ({ index, kind, is64, prefetchable, size })),
+    };
+    if (options.mode === 'passthrough') descriptor.hostAddress = info.bdf;
+    return descriptor;
+  }
+
+  configRead(offset: number, size: number): number {
+    this.checkLive();
+    this.checkConfigAccess(offset, size);
+    try {
+      return this.space.read(offset, size as 1 | 2 | 4);
+    } catch (error) {
+      throw this.hostFailure(error, `config read of ${size} bytes at ${hex(offset)}`);
+    }
+  }
+
+  configWrite(offset: number, size: number, value: number): void {
+    this.checkLive();
+    this.checkConfigAccess(offset, size);
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new XpciError(ErrorCode.Malformed, `config write value ${value} is not a 32-bit unsigned integer`);
+    }
+    // Only the low `size` bytes are written (docs/protocol.md §4.2).
+    const written = size === 4 ? value >>> 0 : value & ((1 << (8 * size)) - 1);
+    if (this.options.readOnly) {
+      this.deny(this.space.registerAt(offset), offset, size, READ_ONLY_EXPORT);
+    }
+    try {
+      this.space.write(offset, size as 1 | 2 | 4, written);
+    } catch (error) {
+      throw this.hostFailure(error, `config write of ${size} bytes at ${hex(offset)}`);
+    }
+  }
+
+  barRead(bar: number, offset: bigint, size: number): bigint {
+    const target = this.authorizeBar(bar, offset, size);
+    try {
+      return this.bars.read(target);
+    } catch (error) {
+      throw this.hostFailure(error, `BAR ${bar} read of ${size} bytes at ${hex(offset)}`);
+    }
+  }
+
+  barWrite(bar: number, offset: bigint, size: number, value: bigint): void {
+    if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) {
+      throw new XpciError(ErrorCode.Malformed, `BAR write value ${value} is not a 64-bit unsigned integer`);
+    }
+    const target = this.authorizeBar(bar, offset, size);
+    try {
+      this.bars.write(target, value & ((1n << BigInt(8 * size)) - 1n));
+    } catch (error) {
+      throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex(offset)}`);
+    }
+  }
+
+  denials(): DenialRecord[] {
+    return this.log.list();
+  }
+
+  release(options: { restore?: boolean } = {}): void {
+    if (this.released) return;
+    this.released = true;
+    const failures: string[] = [];
+    const attempt = (what: string, step: () => void): void => {
+      try {
+        step();
+      } catch (error) {
+        failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    // Unmap first: the restore may turn decode off again, and nothing may touch the BARs then.
+    attempt('unmapping BARs', () => this.bars.release());
+    if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
+    attempt('closing config', () => this.file.close());
+    if (failures.length > 0) {
+      throw new XpciError(ErrorCode.OperationFailed, `release of ${this.info.bdf}: ${failures.join('; ')}`);
+    }
+  }
+
+  private checkLive(): void {
+    if (this.released) throw new XpciError(ErrorCode.DeviceNotFound, `${formatAddress(this.guest)} is no longer exported`);
+  }
+
+  private checkConfigAccess(offset: number, size: number): void {
+    if (size !== 1 && size !== 2 && size !== 4) throw new XpciError(ErrorCode.InvalidSize, `config access size ${size}: must be 1, 2 or 4`);
+    if (!Number.isInteger(offset) || offset < 0) throw new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is not a non-negative integer`);
+    if (offset % size !== 0) throw new XpciError(ErrorCode.Misaligned, `config offset ${hex(offset)} is not a multiple of ${size}`);
+    if (offset + size > this.configSize) {
+      throw new XpciError(ErrorCode.InvalidOffset, `config access of ${size} bytes at ${hex(offset)} ends past the config size ${hex(this.configSize)}`);
+    }
+  }
+
+  /** Validation first, then the policy: read-only export, then decode as the frontend sees it. */
+  private authorizeBar(bar: number, offset: bigint, size: number): BarTarget {
+    this.checkLive();
+    const target = this.bars.validate(bar, offset, size);
+    const register = 0x10 + 4 * bar;
+    if (this.options.readOnly) this.deny(`BAR${bar} access`, register, 4, READ_ONLY_EXPORT);
+    const io = target.bar.kind === 'io';
+    if (!this.space.decodeEnabled(io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) {
+      this.deny(`BAR${bar} access`, register, 4, `${io ? 'I/O' : 'memory'} decode is off in the command register as the frontend set it`);
+    }
+    return target;
+  }
+
+  private deny(register: string, offset: number, size: number, reason: string): never {
+    this.log.record(register, offset, size, reason);
+    throw new XpciError(ErrorCode.AccessDenied, `${register}: ${reason}`);
+  }
+
+  /** XpciErrors pass; addon errors become OperationFailed without the host path; anything else is a bug. */
+  private hostFailure(error: unknown, what: string): unknown {
+    if (error instanceof XpciError) return error;
+    if (isNativeError(error)) {
+      log('%s: %s failed: %s', this.info.bdf, what, error.message);
+      return new XpciError(ErrorCode.OperationFailed, `${what} failed: ${error.code}`, error.errno);
+    }
+    return error;
+  }
+}
+
+export function openExportedDevice(options: ExportOptions): ExportedDevice {
+  const { info, sysfsRoot, readOnly } = options;
+  if (info.headerLayout !== 0 && info.headerLayout !== 1) {
+    throw new XpciError(ErrorCode.NotImplemented, `${info.bdf}: header type ${info.headerLayout} (CardBus) cannot be exported`);
+  }
+  const file = native().openRegisterFile(configPath(sysfsRoot, info.address), !readOnly);
+  try {
+    return new Device(info, options.guest, options, file);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}

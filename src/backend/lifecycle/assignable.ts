@@ -1,0 +1,196 @@
+/**
+ * `xpci assignable-add/-remove/-list`: take devices from their host drivers and park them on
+ * pci-stub, and give them back exactly as they were (xen-pciback.md §2.5, libxl's
+ * pci-assignable-*). Every step is idempotent, so re-running a command after a crash finishes it.
+ *
+ * Seize: record the current driver (atomically, first), driver_override = pci-stub, unbind, probe,
+ * verify. Hand back: clear driver_override, unbind from pci-stub, probe, verify the original driver
+ * took it, forget the record. Each device is handled under its export lock, so a device that a
+ * live backend exports is never pulled away from it, and a lock left by a killed backend is cleared.
+ */
+import { formatAddress, parseAddress, sameAddress, type PciAddress } from '../../pci/address.js';
+import type { PciDeviceInfo } from '../../pci/device-info.js';
+import { listDevices } from '../../pci/discovery.js';
+import { pciDevicesDir } from '../../pci/sysfs-paths.js';
+import { LifecycleError } from './errors.js';
+import { ensureStateDir } from './state-dir.js';
+import { acquireDeviceLock } from './device-lock.js';
+import { forgetRecord, listRecords, readRecord, writeRecord } from './assignable-store.js';
+import { findSeparationProblems } from './separation.js';
+import { fileSysfsWriter, type SysfsWriter } from './sysfs-writer.js';
+import {
+  HOLDING_DRIVERS, STUB_DRIVER, currentDriver, driverOverridePath, driverUnbindPath, driversProbePath,
+  ensureStubDriver, modprobe, type ModuleLoader,
+} from './driver-binding.js';
+
+export interface AssignableOptions {
+  sysfsRoot: string;
+  stateDir: string;
+  writer?: SysfsWriter;
+  loadModule?: ModuleLoader;
+}
+
+export type AssignableAction = 'seized' | 'already-held' | 'released' | 'not-held' | 'failed' | 'not-attempted';
+
+export interface AssignableOutcome {
+  bdf: string;
+  action: AssignableAction;
+  originalDriver: string | null;
+  /** driver bound after the operation */
+  driver: string | null;
+  /** idempotence notes, stale locks cleared, or the error of a failed device */
+  notes: string[];
+}
+
+/** What remains when some device failed: its outcome and those not attempted are in `outcomes`. */
+export class AssignableError extends LifecycleError {
+  constructor(message: string, readonly outcomes: AssignableOutcome[]) {
+    super(message);
+  }
+}
+
+function lookUp(sysfsRoot: string, addresses: readonly PciAddress[]): { all: PciDeviceInfo[]; requested: PciDeviceInfo[] } {
+  const all = listDevices(sysfsRoot);
+  const missing = addresses.filter((a) => !all.some((d) => sameAddress(d.address, a)));
+  if (missing.length > 0) {
+    throw new LifecycleError(`no PCI device ${missing.map(formatAddress).join(', ')} under ${pciDevicesDir(sysfsRoot)}`);
+  }
+  const requested = addresses.map((a) => all.find((d) => sameAddress(d.address, a)) as PciDeviceInfo);
+  return { all, requested };
+}
+
+function unique(addresses: readonly PciAddress[]): PciAddress[] {
+  return addresses.filter((a, i) => addresses.findIndex((b) => sameAddress(a, b)) === i);
+}
+
+/** Slot by slot; within a slot the higher functions first, so function 0 changes hands last (libxl). */
+function functionZeroLast(a: PciDeviceInfo, b: PciDeviceInfo): number {
+  const slot = (d: PciDeviceInfo): number => (d.address.domain * 0x10000 + d.address.bus * 0x100 + d.address.device);
+  return slot(a) - slot(b) || b.address.function - a.address.function;
+}
+
+/**
+ * Run `step` on each device in order under its lock; stop at the first failure and mark the rest
+ * not attempted, so a half-seized multi-function slot is visible in the result.
+ */
+function runEach(devices: PciDeviceInfo[], options: AssignableOptions, verb: string,
+  step: (device: PciDeviceInfo) => AssignableOutcome): AssignableOutcome[] {
+  const outcomes: AssignableOutcome[] = [];
+  let failure: string | null = null;
+  for (const device of devices) {
+    if (failure !== null) {
+      outcomes.push({ bdf: device.bdf, action: 'not-attempted', originalDriver: null, driver: device.driver, notes: [] });
+      continue;
+    }
+    try {
+      const lock = acquireDeviceLock(options.stateDir, device.address);
+      try {
+        const outcome = step(device);
+        if (lock.staleNote) outcome.notes.push(lock.staleNote);
+        outcomes.push(outcome);
+      } finally {
+        lock.release();
+      }
+    } catch (error) {
+      const message = (error as Error).message;
+      failure = message.startsWith(device.bdf) ? message : `${device.bdf}: ${message}`;
+      outcomes.push({ bdf: device.bdf, action: 'failed', originalDriver: null, driver: currentDriver(options.sysfsRoot, device.address), notes: [failure] });
+    }
+  }
+  if (failure !== null) throw new AssignableError(`${verb} failed: ${failure}`, outcomes);
+  return outcomes;
+}
+
+/** Seize `addresses` for xpci. Refuses (touching nothing) when separation would be unsafe. */
+export function assignableAdd(addresses: readonly PciAddress[], options: AssignableOptions): AssignableOutcome[] {
+  const { sysfsRoot, stateDir } = options;
+  const writer = options.writer ?? fileSysfsWriter;
+  const { all, requested } = lookUp(sysfsRoot, unique(addresses));
+  const problems = findSeparationProblems(all, requested);
+  if (problems.length > 0) throw new LifecycleError(`refused: ${problems.join('; ')}`);
+  ensureStateDir(stateDir);
+  if (requested.some((d) => d.driver !== STUB_DRIVER)) ensureStubDriver(sysfsRoot, options.loadModule ?? modprobe);
+
+  return runEach(requested.sort(functionZeroLast), options, 'assignable-add', (device) => {
+    const { address, bdf } = device;
+    const record = readRecord(stateDir, bdf);
+    const driver = currentDriver(sysfsRoot, address);
+    if (driver === STUB_DRIVER && record) {
+      return { bdf, action: 'already-held', originalDriver: record.originalDriver, driver, notes: ['already held on pci-stub; nothing to do'] };
+    }
+    const notes: string[] = [];
+    // A host driver bound now is what the device must go back to; otherwise keep what an earlier,
+    // interrupted assignable-add recorded.
+    const inHostUse = driver !== null && !HOLDING_DRIVERS.includes(driver);
+    const originalDriver = inHostUse ? driver : record?.originalDriver ?? null;
+    if (driver === STUB_DRIVER) notes.push('was already on pci-stub without an xpci record: original driver unknown');
+    else if (driver !== null && !inHostUse) notes.push(`taken from ${driver}, which is not a host driver: it is not recorded as the original driver`);
+    if (record && !inHostUse) notes.push('finishing an earlier interrupted assignable-add');
+    writeRecord(stateDir, { bdf, originalDriver, sysfsRoot, since: record?.since ?? new Date().toISOString() });
+
+    writer.write(driverOverridePath(sysfsRoot, address), STUB_DRIVER);
+    if (driver !== STUB_DRIVER) {
+      if (driver !== null) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
+      writer.write(driversProbePath(sysfsRoot), bdf);
+    }
+    const now = currentDriver(sysfsRoot, address);
+    if (now !== STUB_DRIVER) {
+      throw new LifecycleError(`not bound to ${STUB_DRIVER} after probing (driver now: ${now ?? 'none'}); its original driver ${originalDriver ?? '(none)'} stays recorded for assignable-remove`);
+    }
+    return { bdf, action: 'seized', originalDriver, driver: now, notes };
+  });
+}
+
+/** Give `addresses` back to their original drivers and forget them. */
+export function assignableRemove(addresses: readonly PciAddress[], options: AssignableOptions): AssignableOutcome[] {
+  const { sysfsRoot, stateDir } = options;
+  const writer = options.writer ?? fileSysfsWriter;
+  const { requested } = lookUp(sysfsRoot, unique(addresses));
+  ensureStateDir(stateDir);
+
+  return runEach(requested.sort(functionZeroLast).reverse(), options, 'assignable-remove', (device) => {
+    const { address, bdf } = device;
+    const record = readRecord(stateDir, bdf);
+    const driver = currentDriver(sysfsRoot, address);
+    if (!record && driver !== STUB_DRIVER) {
+      return { bdf, action: 'not-held', originalDriver: null, driver, notes: [`not held by xpci (driver: ${driver ?? 'none'}); nothing to do`] };
+    }
+    const notes: string[] = [];
+    const expected = record?.originalDriver ?? null;
+    writer.write(driverOverridePath(sysfsRoot, address), '\n');
+    if (driver !== null && !HOLDING_DRIVERS.includes(driver)) {
+      // Someone already gave it back to a host driver: only the record is left to forget.
+      forgetRecord(stateDir, bdf);
+      return { bdf, action: 'released', originalDriver: expected, driver, notes: [`already back on host driver ${driver} (recorded original: ${expected ?? 'none'}); record forgotten`] };
+    }
+    if (driver === STUB_DRIVER) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
+    if (driver === STUB_DRIVER || driver === null) writer.write(driversProbePath(sysfsRoot), bdf);
+    const now = currentDriver(sysfsRoot, address);
+    if (expected !== null && now !== expected) {
+      throw new LifecycleError(`re-probe left it with ${now === null ? 'no driver' : `driver ${now}`}, not its original driver ${expected}: is the ${expected} module loaded? (modprobe ${expected}, then run assignable-remove again; the record is kept)`);
+    }
+    if (expected === null) notes.push(`original driver unknown or none; now ${now === null ? 'unbound' : `bound to ${now}`}`);
+    forgetRecord(stateDir, bdf);
+    return { bdf, action: 'released', originalDriver: expected, driver: now, notes };
+  });
+}
+
+export interface AssignableListing {
+  bdf: string;
+  originalDriver: string | null;
+  /** driver bound now; pci-stub while held */
+  driver: string | null;
+  since: string;
+  sysfsRoot: string;
+}
+
+/** The devices xpci holds, from the state directory, with the driver each is bound to now. */
+export function assignableList(stateDir: string, sysfsRoot: string): AssignableListing[] {
+  return listRecords(stateDir).map((r) => ({
+    bdf: r.bdf,
+    originalDriver: r.originalDriver,
+    driver: currentDriver(sysfsRoot, parseAddress(r.bdf)),
+    since: r.since,
+    sysfsRoot: r.sysfsRoot,
+  }));
+}

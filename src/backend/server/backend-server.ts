@@ -1,0 +1,226 @@
+/**
+ * One running export: the reconciler (desired vs exported devices), the ring socket serving one
+ * frontend, and the control operations (attach/detach/status) that hot-plug uses. The CLI drives
+ * the phases so it can print between them: prepare() (refuse a live socket before touching any
+ * device), exportDevices() (the mapping table), listen() (ready), then stop() on a signal or when
+ * the last frontend leaves with exitOnDisconnect.
+ *
+ * Graceful end releases every device (restore registers, unmap, reset if configured, unlock) and
+ * removes the socket files; the summary carries each device's denial counts.
+ */
+import createDebug from 'debug';
+import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
+import { MessageType, type ExportMode, type Request } from '../../protocol/messages.js';
+import { controlSocketPath, type ControlReply, type ControlRequest } from '../lifecycle/control-protocol.js';
+import { ControlServer } from './control-server.js';
+import type { TableEntry } from './device-table.js';
+import type { DenialRecord } from '../exported-device.js';
+import {
+  ExportReconciler,
+  type DesiredDevice,
+  type ExportHost,
+  type ExportPolicy,
+  type ManagedDevice,
+  type ReconcileOutcome,
+  type Refusal,
+} from './export-reconciler.js';
+import { createRequestLog } from './request-log.js';
+import { PARTIAL_FRAME_TIMEOUT_MS, RingServer, type Admission } from './ring-server.js';
+import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
+
+const debug = createDebug('xpci:server');
+
+export interface BackendOptions extends ExportPolicy, SocketAccess {
+  mode: ExportMode;
+  socketPath: string;
+  /** Per-device permissive already resolved (global --permissive or `BDF:permissive`). */
+  devices: DesiredDevice[];
+  /** Global --permissive: the default for devices attached later. */
+  permissive: boolean;
+  verboseRequest: boolean;
+  /** Stop when a frontend that completed its Hello disconnects. */
+  exitOnDisconnect: boolean;
+  /** How long a partial frame may sit idle before it is dropped (default PARTIAL_FRAME_TIMEOUT_MS). */
+  partialFrameTimeoutMs?: number;
+}
+
+export interface BackendHooks<D extends ManagedDevice> {
+  host: ExportHost<D>;
+  /** Peer-credential decision (SO_PEERCRED) for a connected socket fd under `access`. */
+  admit(fd: number, access: SocketAccess): Admission;
+  /** Operator-facing warnings and notes (the CLI prints them on stderr). */
+  warn(message: string): void;
+}
+
+export interface MappingEntry {
+  host: string;
+  guest: string;
+  permissive: boolean;
+}
+
+export interface ShutdownSummary {
+  reason: string;
+  devices: (MappingEntry & { denials: DenialRecord[] })[];
+  /** Problems while releasing (a failed restore or reset); the devices were still unlocked. */
+  notes: string[];
+}
+
+/** At most this many bug reports per window, so a frontend cannot flood the log through a bug. */
+const BUG_REPORTS_PER_WINDOW = 10;
+const BUG_WINDOW_MS = 10_000;
+
+export class BackendServer<D extends ManagedDevice> {
+  readonly reconciler: ExportReconciler<D>;
+  private readonly ring: RingServer;
+  private readonly control: ControlServer;
+  private socketInode: number | null = null;
+  private stopping: Promise<ShutdownSummary> | null = null;
+  private resolveStopped!: (summary: ShutdownSummary) => void;
+  /** Resolves with the summary once stop() has released everything. */
+  readonly stopped: Promise<ShutdownSummary>;
+  private bugWindowStart = 0;
+  private bugReports = 0;
+
+  constructor(readonly options: BackendOptions, private readonly hooks: BackendHooks<D>) {
+    this.reconciler = new ExportReconciler<D>(options.mode, options, hooks.host);
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.ring = new RingServer({
+      context: {
+        mode: options.mode,
+        table: this.reconciler.table,
+        requestLog: createRequestLog(options.verboseRequest),
+        reportBug: (error, request) => this.reportBug(error, request),
+      },
+      admit: (fd) => hooks.admit(fd, options),
+      partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS,
+      warn: hooks.warn,
+      onFrontendGone: () => {
+        if (this.options.exitOnDisconnect) void this.stop('the frontend disconnected (--exit-on-disconnect)');
+      },
+    });
+    this.control = new ControlServer(controlSocketPath(options.socketPath), (request) => this.handleControl(request), hooks.admit, hooks.warn);
+  }
+
+  /** Refuse a live socket (another backend) before any device is touched; replace a stale one. */
+  async prepare(): Promise<void> {
+    await prepareSocketPath(this.options.socketPath, this.options);
+    await this.control.prepare();
+  }
+
+  /** Export the initial devices; the outcome's refusals name each device that could not be exported. */
+  exportDevices(): ReconcileOutcome<D> {
+    for (const device of this.options.devices) this.reconciler.want(device);
+    const outcome = this.reconciler.reconcile();
+    this.noteAll(outcome.notes);
+    return outcome;
+  }
+
+  async listen(): Promise<void> {
+    await this.control.listen();
+    this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
+    debug('listening on %s', this.options.socketPath);
+  }
+
+  get controlPath(): string {
+    return this.control.path;
+  }
+
+  handleControl(request: ControlRequest): ControlReply {
+    const address = parseAddress(request.device);
+    switch (request.op) {
+      case 'attach':
+        return this.attach(address, request.permissive);
+      case 'detach':
+        return this.detach(address);
+      case 'status':
+        return this.status(address);
+    }
+  }
+
+  mapping(): MappingEntry[] {
+    return this.reconciler.table.entries().map((entry) => this.describe(entry));
+  }
+
+  /** Hot-plug: add `address` to the desired set and reconcile; the frontend gets DeviceAdded. */
+  attach(address: PciAddress, permissive = this.options.permissive): ControlReply {
+    if (this.stopping) return { ok: false, error: 'the backend is shutting down' };
+    const existing = this.reconciler.table.byHostAddress(address);
+    if (existing) return { ok: true, guest: formatAddress(existing.guest) };
+    this.reconciler.want({ address, permissive });
+    const outcome = this.applyChange();
+    const refusal = outcome.refused.find((r: Refusal) => r.bdf === formatAddress(address));
+    if (refusal) return { ok: false, error: refusal.reason };
+    const entry = this.reconciler.table.byHostAddress(address);
+    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: false, error: `${formatAddress(address)} was not exported` };
+  }
+
+  /** Hot-unplug: drop `address` from the desired set and reconcile; the frontend gets DeviceRemoved. */
+  detach(address: PciAddress): ControlReply {
+    const entry = this.reconciler.table.byHostAddress(address);
+    if (!this.reconciler.unwant(address) && !entry) {
+      return { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+    }
+    this.applyChange();
+    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: true };
+  }
+
+  status(address: PciAddress): ControlReply {
+    const entry = this.reconciler.table.byHostAddress(address);
+    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== null;
+  }
+
+  /** Idempotent graceful end; resolves with the same summary as `stopped`. */
+  stop(reason: string): Promise<ShutdownSummary> {
+    if (!this.stopping) this.stopping = this.shutdown(reason);
+    return this.stopping;
+  }
+
+  private async shutdown(reason: string): Promise<ShutdownSummary> {
+    debug('stopping: %s', reason);
+    const devices = this.reconciler.table.entries().map((entry) => ({ ...this.describe(entry), denials: entry.device.denials() }));
+    const closed = Promise.all([this.ring.close(reason), this.control.close()]);
+    const outcome = this.reconciler.releaseAll();
+    if (this.socketInode !== null) removeSocketFile(this.options.socketPath, this.socketInode);
+    await closed;
+    const summary: ShutdownSummary = { reason, devices, notes: outcome.notes };
+    this.resolveStopped(summary);
+    return summary;
+  }
+
+  private applyChange(): ReconcileOutcome<D> {
+    const outcome = this.reconciler.reconcile();
+    this.noteAll(outcome.notes);
+    for (const entry of outcome.removed) this.ring.sendEvent(MessageType.DeviceRemoved, entry.guest);
+    for (const entry of outcome.added) this.ring.sendEvent(MessageType.DeviceAdded, entry.device.descriptor());
+    return outcome;
+  }
+
+  private describe(entry: TableEntry<D>): MappingEntry {
+    return {
+      host: formatAddress(entry.host),
+      guest: formatAddress(entry.guest),
+      permissive: this.reconciler.permissiveOf(entry.host),
+    };
+  }
+
+  private noteAll(notes: string[]): void {
+    for (const note of notes) this.hooks.warn(note);
+  }
+
+  private reportBug(error: unknown, request: Request): void {
+    const now = Date.now();
+    if (now - this.bugWindowStart > BUG_WINDOW_MS) {
+      if (this.bugReports > BUG_REPORTS_PER_WINDOW) this.hooks.warn(`${this.bugReports - BUG_REPORTS_PER_WINDOW} more internal errors were not logged`);
+      this.bugWindowStart = now;
+      this.bugReports = 0;
+    }
+    if (++this.bugReports > BUG_REPORTS_PER_WINDOW) return;
+    const where = 'address' in request ? ` for ${formatAddress(request.address)}` : '';
+    const detail = error instanceof Error ? error.stack ?? error.message : String(error);
+    this.hooks.warn(`internal error serving ${MessageType[request.type]}${where} (answered OperationFailed; please report): ${detail}`);
+  }
+}

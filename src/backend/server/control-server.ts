@@ -1,0 +1,66 @@
+/**
+ * Hosts the hot-plug control channel (`<ring socket>.ctl`): always 0600 and root-only whatever the
+ * ring's allow lists say, since attach/detach decide which host devices leave the host. Peers are
+ * checked with SO_PEERCRED before a line is read; the line protocol itself lives in
+ * lifecycle/control-protocol.ts.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import createDebug from 'debug';
+import { encodeControlReply, serveControlConnection, type ControlHandler } from '../lifecycle/control-protocol.js';
+import type { Admission } from './ring-server.js';
+import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
+
+const debug = createDebug('xpci:control');
+
+const ROOT_ONLY: SocketAccess = { allowUids: [], allowGids: [] };
+
+export class ControlServer {
+  private readonly server: Server;
+  private readonly connections = new Set<Socket>();
+  private inode: number | null = null;
+
+  constructor(
+    readonly path: string,
+    handle: ControlHandler,
+    admit: (fd: number, access: SocketAccess) => Admission,
+    warn: (message: string) => void,
+  ) {
+    this.server = createServer((socket) => {
+      socket.on('error', (error) => debug('control connection error: %s', error.message));
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      let admission: Admission;
+      try {
+        admission = fd === undefined ? { allowed: false, reason: 'cannot read the peer credentials' } : admit(fd, ROOT_ONLY);
+      } catch (error) {
+        admission = { allowed: false, reason: `cannot check the peer credentials: ${(error as Error).message}` };
+      }
+      if (!admission.allowed) {
+        warn(`refused a control connection: ${admission.reason}`);
+        socket.end(encodeControlReply({ ok: false, error: admission.reason }));
+        return;
+      }
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+      serveControlConnection(socket, handle);
+    });
+    this.server.on('error', (error) => {
+      if (this.server.listening) warn(`control socket error: ${error.message}`);
+    });
+  }
+
+  prepare(): Promise<void> {
+    return prepareSocketPath(this.path, ROOT_ONLY);
+  }
+
+  async listen(): Promise<void> {
+    this.inode = await listenOnSocket(this.server, this.path, ROOT_ONLY);
+    debug('control channel on %s', this.path);
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.connections) socket.destroy();
+    if (this.inode !== null) removeSocketFile(this.path, this.inode);
+    if (!this.server.listening) return Promise.resolve();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

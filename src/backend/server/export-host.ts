@@ -1,0 +1,35 @@
+/**
+ * The real host behind an export: discovery reads the device, the lifecycle helpers lock and
+ * reset it, ExportedDevice serves it, SO_PEERCRED admits peers. Kept apart from the reconciler so
+ * the export policy can be exercised on its own.
+ */
+import { readDevice } from '../../pci/discovery.js';
+import type { ExportMode } from '../../protocol/messages.js';
+import { openExportedDevice, type ExportedDevice } from '../exported-device.js';
+import { acquireDeviceLock } from '../lifecycle/device-lock.js';
+import { checkPeer } from '../lifecycle/peer-access.js';
+import { resetDevice } from '../lifecycle/reset.js';
+import type { ExportHost } from './export-reconciler.js';
+import type { Admission } from './ring-server.js';
+import type { SocketAccess } from './socket-file.js';
+
+export interface HostSettings {
+  sysfsRoot: string;
+  stateDir: string;
+  mode: ExportMode;
+  readOnly: boolean;
+}
+
+export function createExportHost(settings: HostSettings): ExportHost<ExportedDevice> {
+  const { sysfsRoot, stateDir, mode, readOnly } = settings;
+  return {
+    readDevice: (address) => readDevice(sysfsRoot, address),
+    lock: (bdf) => acquireDeviceLock(stateDir, bdf),
+    reset: (info) => resetDevice(sysfsRoot, info),
+    open: (info, guest, permissive) => openExportedDevice({ sysfsRoot, info, guest, mode, readOnly, permissive }),
+  };
+}
+
+export function admitPeer(fd: number, access: SocketAccess): Admission {
+  return checkPeer(fd, access);
+}

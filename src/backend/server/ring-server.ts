@@ -1,0 +1,178 @@
+/**
+ * Accepts frontends on the ring socket: one at a time (a second concurrent one gets Busy and is
+ * closed; a frontend that died can reconnect), each peer admitted by its SO_PEERCRED credentials
+ * before any op. Feeds received chunks to the FrontendSession, writes each chunk's batched replies
+ * with one write, honours backpressure, drops a partial frame left idle by a peer that died
+ * mid-frame, and never lets a socket error escape.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import createDebug from 'debug';
+import { encodeErrorReply, encodeEvent } from '../../protocol/codec.js';
+import { ErrorCode, MessageType } from '../../protocol/messages.js';
+import { FrontendSession, type SessionContext } from './frontend-session.js';
+
+const debug = createDebug('xpci:server');
+
+/** A partial frame idle this long is from a peer that died mid-frame (virtio-serial keeps the port open). */
+export const PARTIAL_FRAME_TIMEOUT_MS = 2000;
+/** How long a refused or closing peer gets to read its last frame before the stream is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
+export interface Admission {
+  allowed: boolean;
+  /** refusal message for the peer, or why it was admitted (logged) */
+  reason: string;
+}
+
+export interface RingServerOptions {
+  context: SessionContext;
+  /** Decides on the peer of a connected socket fd (SO_PEERCRED) before anything is read. */
+  admit(fd: number): Admission;
+  warn(message: string): void;
+  partialFrameTimeoutMs: number;
+  /** A frontend that had completed a Hello disconnected. */
+  onFrontendGone(): void;
+}
+
+interface ActiveFrontend {
+  socket: Socket;
+  session: FrontendSession;
+  /** Once set, nothing more is read or written except the closing frames. */
+  ending: boolean;
+}
+
+const socketFd = (socket: Socket): number | undefined =>
+  (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+
+export class RingServer {
+  readonly server: Server;
+  private active: ActiveFrontend | null = null;
+  private closing = false;
+
+  constructor(private readonly options: RingServerOptions) {
+    this.server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
+    // Before listening, listenOnSocket reports errors to its caller.
+    this.server.on('error', (error) => {
+      if (this.server.listening) options.warn(`ring socket error: ${error.message}`);
+    });
+  }
+
+  /** Whether a frontend has completed its Hello (used by status reports). */
+  get frontendConnected(): boolean {
+    return this.active?.session.ready ?? false;
+  }
+
+  /** Send an event to the connected frontend, if it has said Hello (the Hello reply carries the state). */
+  sendEvent(type: MessageType, body: unknown): void {
+    const frontend = this.active;
+    if (!frontend || frontend.ending || !frontend.session.ready || frontend.socket.destroyed) return;
+    frontend.socket.write(encodeEvent(type, body));
+  }
+
+  /** Stop accepting; tell the frontend why (Shutdown event) and close its stream. */
+  close(reason: string): Promise<void> {
+    this.closing = true;
+    const frontend = this.active;
+    if (frontend && !frontend.ending && !frontend.socket.destroyed) {
+      endFrontend(frontend, frontend.session.ready ? encodeEvent(MessageType.Shutdown, { reason }) : null);
+    }
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', (error) => debug('frontend socket error: %s', error.message));
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const fd = socketFd(socket);
+    const admission: Admission = fd === undefined
+      ? { allowed: false, reason: 'cannot read the peer credentials of this connection' }
+      : this.checkPeer(fd);
+    if (!admission.allowed) {
+      this.options.warn(`refused a frontend: ${admission.reason}`);
+      refuse(socket, ErrorCode.PermissionDenied, admission.reason);
+      return;
+    }
+    if (this.active) {
+      debug('refused a second frontend: busy');
+      refuse(socket, ErrorCode.Busy, `this backend already serves a frontend (one at a time); retry when it disconnects`);
+      return;
+    }
+    debug('frontend connected (%s)', admission.reason);
+    const frontend: ActiveFrontend = { socket, session: new FrontendSession(this.options.context), ending: false };
+    this.active = frontend;
+    this.serve(frontend);
+  }
+
+  private checkPeer(fd: number): Admission {
+    try {
+      return this.options.admit(fd);
+    } catch (error) {
+      return { allowed: false, reason: `cannot check the peer credentials: ${(error as Error).message}` };
+    }
+  }
+
+  private serve(frontend: ActiveFrontend): void {
+    const { socket, session } = frontend;
+    let idle: NodeJS.Timeout | null = null;
+    let paused = false;
+    const resume = (): void => {
+      paused = false;
+      socket.resume();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (frontend.ending) return;
+      const { reply, closeReason } = session.receive(chunk);
+      if (closeReason) {
+        this.options.warn(`closing a frontend stream: ${closeReason}`);
+        endFrontend(frontend, reply);
+        return;
+      }
+      if (reply && !socket.write(reply) && !paused) {
+        paused = true;
+        socket.pause();
+        socket.once('drain', resume);
+      }
+      if (session.pendingBytes === 0) {
+        if (idle) clearTimeout(idle);
+        idle = null;
+      } else if (idle) {
+        idle.refresh();
+      } else {
+        idle = setTimeout(() => {
+          idle = null;
+          debug('dropped %d bytes of a partial frame idle for %d ms', session.discardPartial(), this.options.partialFrameTimeoutMs);
+        }, this.options.partialFrameTimeoutMs);
+        idle.unref();
+      }
+    });
+    socket.on('close', () => {
+      if (idle) clearTimeout(idle);
+      if (this.active === frontend) this.active = null;
+      debug('frontend disconnected');
+      if (session.ready && !this.closing) this.options.onFrontendGone();
+    });
+  }
+}
+
+/** Answer a connection that will not be served with one error frame, then close it. */
+function refuse(socket: Socket, code: ErrorCode, message: string): void {
+  socket.end(encodeErrorReply(0, 0, { code, errno: 0, message }));
+  destroyLater(socket);
+}
+
+function endFrontend(frontend: ActiveFrontend, last: Buffer | null): void {
+  frontend.ending = true;
+  if (last) frontend.socket.end(last);
+  else frontend.socket.end();
+  destroyLater(frontend.socket);
+}
+
+/** The peer normally closes after reading; one that does not is cut off after a grace period. */
+function destroyLater(socket: Socket): void {
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}

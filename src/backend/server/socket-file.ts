@@ -1,0 +1,111 @@
+/**
+ * The ring socket's file: where it lives, who may open it, and replacing a stale one.
+ *
+ * Permissions (the kernel checks them at connect; SO_PEERCRED checks follow before any op):
+ * - no allow list: 0600, so only the owner (root) can connect;
+ * - exactly one --allow-gid and no --allow-uid: 0660 with that group as the file's group;
+ * - any other allow list: 0666, and the peer-credential check alone decides.
+ * The socket is bound under umask 0177, so it never exists with wider permissions than 0600, not
+ * even between bind and chmod.
+ */
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { connect, type Server } from 'node:net';
+import { dirname } from 'node:path';
+
+export const DEFAULT_SOCKET = '/run/xpci/xpci.sock';
+
+/** `--socket` wins, then $XPCI_SOCKET, then /run/xpci/xpci.sock (the frontend resolves the same way). */
+export function resolveSocketPath(option?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (option !== undefined && option !== '') return option;
+  return env.XPCI_SOCKET !== undefined && env.XPCI_SOCKET !== '' ? env.XPCI_SOCKET : DEFAULT_SOCKET;
+}
+
+export interface SocketAccess {
+  allowUids: readonly number[];
+  allowGids: readonly number[];
+}
+
+export function socketMode(access: SocketAccess): { mode: number; group: number | null } {
+  if (access.allowUids.length === 0 && access.allowGids.length === 0) return { mode: 0o600, group: null };
+  if (access.allowUids.length === 0 && access.allowGids.length === 1) return { mode: 0o660, group: access.allowGids[0] };
+  return { mode: 0o666, group: null };
+}
+
+export class SocketInUseError extends Error {
+  override readonly name = 'SocketInUseError';
+}
+
+/** Does something accept connections on `path`? Resolves false for a leftover with no listener. */
+function probeListener(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') resolve(false);
+      else reject(error);
+    });
+  });
+}
+
+/**
+ * Make `path` ready for bind: create the parent folder if missing (0700, or 0711 when other users
+ * are admitted, so they can reach the socket without listing the folder); replace a stale socket
+ * left by a backend that died; refuse a live one, or anything that is not a socket.
+ */
+export async function prepareSocketPath(path: string, access: SocketAccess): Promise<void> {
+  const parent = dirname(path);
+  if (!existsSync(parent)) {
+    const widened = access.allowUids.length > 0 || access.allowGids.length > 0;
+    mkdirSync(parent, { recursive: true, mode: widened ? 0o711 : 0o700 });
+  }
+  let kind: 'socket' | 'other' | 'none';
+  try {
+    kind = lstatSync(path).isSocket() ? 'socket' : 'other';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    kind = 'none';
+  }
+  if (kind === 'other') throw new SocketInUseError(`${path} exists and is not a socket; refusing to replace it`);
+  if (kind === 'socket') {
+    if (await probeListener(path)) {
+      throw new SocketInUseError(`another backend is already listening on ${path} (use --socket to choose another path)`);
+    }
+    unlinkSync(path);
+  }
+}
+
+/** Bind and listen on `path` with no window in which the socket is wider than 0600; returns its inode. */
+export async function listenOnSocket(server: Server, path: string, access: SocketAccess): Promise<number> {
+  const previous = process.umask(0o177);
+  const listening = new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.once('listening', () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  try {
+    // For a path, bind(2) and listen(2) happen synchronously inside listen(): the umask covers them.
+    server.listen(path);
+  } finally {
+    process.umask(previous);
+  }
+  await listening;
+  const { mode, group } = socketMode(access);
+  if (group !== null) chownSync(path, -1, group);
+  chmodSync(path, mode);
+  return statSync(path).ino;
+}
+
+/** Remove the socket file if it is still the one this backend created (not a successor's). */
+export function removeSocketFile(path: string, inode: number): void {
+  try {
+    if (statSync(path).ino === inode) unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * What `xpci lspci`, `xpci setpci` and `xpci bar` share: the --connect / --verbose-request options,
+ * opening a frontend session with one-line errors, and selecting devices the pcifront way (scan
+ * the published roots, then filter with lspci's -s / -d).
+ */
+import type { Argv } from 'yargs';
+import { connect, ConnectError, defaultConnectPath, describeScanMismatch, scanBus, type FrontendClient, type RemoteDevice } from '../frontend/index.js';
+import { formatAddress, type PciAddress } from '../pci/address.js';
+import { PCI_REVISION_ID, PCI_VENDOR_ID } from '../pci/config-header.js';
+import { deviceSelector, type DeviceIdentity } from '../pci/selector.js';
+import { ErrorCode, errorCodeName, XpciError } from '../protocol/messages.js';
+import { RuntimeError } from './errors.js';
+
+/** Answers that mean a backend is there but will not serve this frontend. */
+const REFUSALS = new Set([ErrorCode.Busy, ErrorCode.PermissionDenied, ErrorCode.VersionMismatch]);
+
+export interface FrontendArgs {
+  connect?: string;
+  'verbose-request': boolean;
+}
+
+export function frontendOptions<T>(yargs: Argv<T>): Argv<T & FrontendArgs> {
+  return yargs
+    .option('connect', {
+      type: 'string',
+      describe: 'backend socket, or a character device such as /dev/virtio-ports/xpci.0 (default: $XPCI_SOCKET, else /run/xpci/xpci.sock)',
+    })
+    .option('verbose-request', { type: 'boolean', default: false, describe: 'log every request and its result on stderr' }) as Argv<T & FrontendArgs>;
+}
+
+/** Run `body` with a connected client and always close it afterwards. */
+export async function withFrontend<T>(args: FrontendArgs, command: string, body: (client: FrontendClient) => Promise<T>): Promise<T> {
+  const path = args.connect ?? defaultConnectPath();
+  let client: FrontendClient;
+  try {
+    client = await connect(path, {
+      client: `xpci ${command}`,
+      logRequest: args['verbose-request'] ? (line) => process.stderr.write(`xpci:request ${line}\n`) : undefined,
+    });
+  } catch (error) {
+    if (error instanceof ConnectError) throw new RuntimeError(`${error.message} (is \`xpci export\` running?)`);
+    if (error instanceof XpciError && REFUSALS.has(error.code)) {
+      throw new RuntimeError(`the backend at ${path} refused the session: ${errorCodeName(error.code)}: ${error.message}`);
+    }
+    if (error instanceof XpciError) throw new RuntimeError(`no session with a backend at ${path}: ${error.message} (is \`xpci export\` running?)`);
+    throw error;
+  }
+  try {
+    return await body(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** A protocol failure as one line naming what was being done. */
+export function requestFailure(what: string, error: unknown): Error {
+  if (error instanceof XpciError) {
+    const errno = error.errno ? ` (errno ${error.errno})` : '';
+    return new RuntimeError(`${what}: ${errorCodeName(error.code)}${errno}: ${error.message}`);
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+export interface SelectedDevice {
+  address: PciAddress;
+  remote: RemoteDevice;
+}
+
+export type DeviceMatcher = ReturnType<typeof deviceSelector>;
+
+/** Parse `-s` / `-d` before any traffic, so a bad selector fails as usage (exit 2) even without a backend. */
+export const parseSelection = (slot: string | undefined, id: string | undefined): DeviceMatcher => deviceSelector(slot, id);
+
+/** Scan the backend's roots like pcifront and keep the functions the selection matches. */
+export async function selectDevices(client: FrontendClient, matches: DeviceMatcher): Promise<SelectedDevice[]> {
+  let scan;
+  try {
+    scan = await scanBus(client);
+  } catch (error) {
+    throw requestFailure('scanning the backend\'s bus', error);
+  }
+  for (const line of describeScanMismatch(scan)) process.stderr.write(`xpci: warning: ${line}\n`);
+  const selected: SelectedDevice[] = [];
+  for (const address of scan.addresses) {
+    const remote = client.remoteDevice(address);
+    if (matches(address, remote.descriptor ?? await readIdentity(remote))) selected.push({ address, remote });
+  }
+  return selected;
+}
+
+/** Vendor, device and class of a function the backend did not describe. */
+async function readIdentity(remote: RemoteDevice): Promise<DeviceIdentity> {
+  try {
+    const [ids, classRevision] = await Promise.all([remote.read(PCI_VENDOR_ID, 4), remote.read(PCI_REVISION_ID, 4)]);
+    return { vendor: ids & 0xffff, device: ids >>> 16, classCode: classRevision >>> 8 };
+  } catch (error) {
+    throw requestFailure(`reading ${formatAddress(remote.address)}`, error);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * One exported device seen through the ring, behind the same ConfigReader/ConfigWriter interface
+ * as a local sysfs device, so src/pci's lspci printer and capability walker run on it unchanged.
+ */
+import type { PciAddress } from '../pci/address.js';
+import type { ConfigWidth, ConfigWriter } from '../pci/config-reader.js';
+import type { DeviceDescriptor } from '../protocol/messages.js';
+import type { FrontendClient } from './client.js';
+
+/** Conventional config space: what any PCI function has, when the backend did not describe it. */
+const CONVENTIONAL_CONFIG_SIZE = 256;
+
+export class RemoteDevice implements ConfigWriter {
+  constructor(private readonly client: FrontendClient, readonly address: PciAddress) {}
+
+  /** The handshake's description, or undefined for a function the backend did not list. */
+  get descriptor(): DeviceDescriptor | undefined {
+    return this.client.device(this.address);
+  }
+
+  get configSize(): number {
+    return this.descriptor?.configSize ?? CONVENTIONAL_CONFIG_SIZE;
+  }
+
+  read(offset: number, width: ConfigWidth): Promise<number> {
+    return this.client.configRead(this.address, offset, width);
+  }
+
+  write(offset: number, width: ConfigWidth, value: number): Promise<void> {
+    return this.client.configWrite(this.address, offset, width, value);
+  }
+
+  barRead(bar: number, offset: number | bigint, size: number): Promise<bigint> {
+    return this.client.barRead(this.address, bar, offset, size);
+  }
+
+  barWrite(bar: number, offset: number | bigint, size: number, value: number | bigint): Promise<void> {
+    return this.client.barWrite(this.address, bar, offset, size, value);
+  }
+}

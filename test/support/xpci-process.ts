@@ -1,0 +1,68 @@
+/**
+ * Running the xpci CLI as a child process (dist/src/cli/main.js): one-shot commands, and
+ * `xpci export --json` as a long-running backend for tests that need the real one.
+ * Asynchronous on purpose: a test may serve a backend in its own event loop meanwhile.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const XPCI_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface XpciResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runXpci(args: string[], env: NodeJS.ProcessEnv = {}): Promise<XpciResult> {
+  const child = spawn(process.execPath, [XPCI_MAIN, ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text; });
+  child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
+  const [status] = await once(child, 'close');
+  return { status: status as number | null, stdout, stderr };
+}
+
+export interface RunningExport {
+  socket: string;
+  mode: string;
+  devices: { host: string; guest: string }[];
+  process: ChildProcess;
+  stderr(): string;
+  /** SIGTERM and wait for the exit status. */
+  stop(): Promise<number | null>;
+}
+
+/** Start `xpci export --json ARGS` and resolve once its ready line says the socket listens. */
+export async function startExport(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningExport> {
+  const child = spawn(process.execPath, [XPCI_MAIN, 'export', '--json', ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
+  const exited = once(child, 'exit');
+  const lines = createInterface({ input: child.stdout! });
+  const ready = new Promise<{ socket: string; mode: string; devices: { host: string; guest: string }[] }>((resolve, reject) => {
+    lines.on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as { socket?: string };
+        if (parsed.socket) resolve(parsed as { socket: string; mode: string; devices: { host: string; guest: string }[] });
+      } catch {
+        // not the JSON line
+      }
+    });
+    void exited.then(([code]) => reject(new Error(`xpci export exited with ${String(code)} before it was ready: ${stderr.trim()}`)));
+  });
+  const info = await ready;
+  return {
+    ...info,
+    process: child,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const [code] = await exited;
+      return code as number | null;
+    },
+  };
+}

@@ -1,0 +1,288 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAddress } from '../../src/pci/address.js';
+import { buildConfigImage, createFixtureTree, type FixtureDeviceSpec, type FixtureTree } from '../support/fixture-sysfs.js';
+import { SimulatedKernel } from '../support/simulated-kernel.js';
+import { assignableAdd, assignableList, assignableRemove, AssignableError } from '../../src/backend/lifecycle/assignable.js';
+import { recordPath, readRecord, writeRecord } from '../../src/backend/lifecycle/assignable-store.js';
+import { acquireDeviceLock } from '../../src/backend/lifecycle/device-lock.js';
+import type { SysfsWriter } from '../../src/backend/lifecycle/sysfs-writer.js';
+
+const NIC = 0x020000;
+const P2P_BRIDGE = 0x060400;
+
+function device(address: string, options: { classCode?: number; driver?: string | null; iommuGroup?: number; multiFunction?: boolean } = {}): FixtureDeviceSpec {
+  return {
+    address,
+    config: buildConfigImage({ vendor: 0x8086, device: 0x100e, classCode: options.classCode ?? NIC, headerType: (options.classCode === P2P_BRIDGE ? 1 : 0) | (options.multiFunction ? 0x80 : 0) }),
+    bars: [{ index: 0, kind: 'mem', size: 0x20000, start: 0xfeb80000 }],
+    driver: options.driver === undefined ? 'e1000' : options.driver,
+    ...(options.iommuGroup === undefined ? {} : { iommuGroup: options.iommuGroup }),
+  };
+}
+
+interface Bed {
+  tree: FixtureTree;
+  stateDir: string;
+  kernel: SimulatedKernel;
+  modules: string[];
+  options: { sysfsRoot: string; stateDir: string; writer: SysfsWriter; loadModule: (m: string) => void };
+  done(): void;
+}
+
+/** A fixture tree, a state dir, a simulated kernel and a modprobe stand-in that "loads" pci-stub. */
+function bed(devices: FixtureDeviceSpec[], natural: Record<string, string> = {}): Bed {
+  const tree = createFixtureTree(devices);
+  const stateDir = join(mkdtempSync(join(tmpdir(), 'xpci-state-')), 'run', 'xpci');
+  const kernel = new SimulatedKernel(tree.root, natural);
+  const modules: string[] = [];
+  const loadModule = (m: string): void => {
+    modules.push(m);
+    mkdirSync(join(tree.root, 'bus', 'pci', 'drivers', m), { recursive: true });
+  };
+  return {
+    tree, stateDir, kernel, modules,
+    options: { sysfsRoot: tree.root, stateDir, writer: kernel, loadModule },
+    done: () => {
+      tree.cleanup();
+      rmSync(join(stateDir, '..', '..'), { recursive: true, force: true });
+    },
+  };
+}
+
+const A = '0000:06:01.0';
+
+describe('assignable-add / assignable-remove on a simulated kernel', () => {
+  test('seize records the original driver first, then override, unbind, probe; remove gives it back', () => {
+    const b = bed([device(A, { iommuGroup: 5 })], { [A]: 'e1000' });
+    try {
+      let recordedBeforeFirstWrite: boolean | undefined;
+      const writer: SysfsWriter = {
+        write: (path, value) => {
+          recordedBeforeFirstWrite ??= readRecord(b.stateDir, A)?.originalDriver === 'e1000';
+          b.kernel.write(path, value);
+        },
+      };
+      const [added] = assignableAdd([parseAddress('06:01.0')], { ...b.options, writer });
+      assert.deepEqual(added, { bdf: A, action: 'seized', originalDriver: 'e1000', driver: 'pci-stub', notes: [] });
+      assert.equal(recordedBeforeFirstWrite, true, 'the record must exist before the first sysfs write');
+      assert.deepEqual(b.modules, ['pci-stub']);
+      assert.deepEqual(b.kernel.writes, [
+        { path: `bus/pci/devices/${A}/driver_override`, value: 'pci-stub' },
+        { path: `bus/pci/devices/${A}/driver/unbind`, value: A },
+        { path: 'bus/pci/drivers_probe', value: A },
+      ]);
+      assert.equal(statSync(b.stateDir).mode & 0o777, 0o700);
+      assert.equal(statSync(recordPath(b.stateDir, A)).mode & 0o777, 0o600);
+      assert.deepEqual(assignableList(b.stateDir, b.tree.root).map((d) => [d.bdf, d.originalDriver, d.driver]), [[A, 'e1000', 'pci-stub']]);
+
+      b.kernel.writes.length = 0;
+      const [removed] = assignableRemove([parseAddress(A)], b.options);
+      assert.equal(removed.action, 'released');
+      assert.equal(removed.driver, 'e1000');
+      assert.deepEqual(b.kernel.writes, [
+        { path: `bus/pci/devices/${A}/driver_override`, value: '\n' },
+        { path: `bus/pci/devices/${A}/driver/unbind`, value: A },
+        { path: 'bus/pci/drivers_probe', value: A },
+      ]);
+      assert.equal(b.kernel.driverOf(A), 'e1000');
+      assert.equal(readRecord(b.stateDir, A), null);
+      assert.deepEqual(assignableList(b.stateDir, b.tree.root), []);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('both operations are idempotent: a second run writes nothing', () => {
+    const b = bed([device(A)], { [A]: 'e1000' });
+    try {
+      assignableAdd([parseAddress(A)], b.options);
+      b.kernel.writes.length = 0;
+      const [again] = assignableAdd([parseAddress(A), parseAddress('06:01.0')], b.options);
+      assert.equal(again.action, 'already-held');
+      assert.match(again.notes.join(), /nothing to do/);
+      assert.deepEqual(b.kernel.writes, []);
+      assignableRemove([parseAddress(A)], b.options);
+      b.kernel.writes.length = 0;
+      const [twice] = assignableRemove([parseAddress(A)], b.options);
+      assert.equal(twice.action, 'not-held');
+      assert.equal(twice.driver, 'e1000');
+      assert.deepEqual(b.kernel.writes, []);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a bridge is refused, naming it, and nothing is written or recorded', () => {
+    const bridge = '0000:00:1c.0';
+    const b = bed([device(bridge, { classCode: P2P_BRIDGE, driver: 'pcieport' })]);
+    try {
+      assert.throws(() => assignableAdd([parseAddress(bridge)], b.options), /0000:00:1c\.0 is a bridge \(class 060400\)/);
+      assert.deepEqual(b.kernel.writes, []);
+      assert.equal(existsSync(recordPath(b.stateDir, bridge)), false);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('an IOMMU group sibling in host use is named; listing all members is accepted; a bridge in the group is not a blocker', () => {
+    const B = '0000:06:02.0';
+    const b = bed([device(A, { iommuGroup: 7 }), device(B, { iommuGroup: 7, driver: 'igb' }),
+      device('0000:00:1c.0', { classCode: P2P_BRIDGE, driver: 'pcieport', iommuGroup: 7 })]);
+    try {
+      assert.throws(() => assignableAdd([parseAddress(A)], b.options), (error: Error) => {
+        assert.match(error.message, /0000:06:01\.0 shares IOMMU group 7 with 0000:06:02\.0 \(driver igb\)/);
+        assert.doesNotMatch(error.message, /1c\.0/);
+        return true;
+      });
+      assert.deepEqual(b.kernel.writes, []);
+      const outcomes = assignableAdd([parseAddress(A), parseAddress(B)], b.options);
+      assert.deepEqual(outcomes.map((o) => [o.bdf, o.action, o.originalDriver]), [[A, 'seized', 'e1000'], [B, 'seized', 'igb']]);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('without IOMMU groups a multi-function slot is one unit, and function 0 changes hands last', () => {
+    const F0 = '0000:07:00.0';
+    const F1 = '0000:07:00.1';
+    const b = bed([device(F0, { multiFunction: true }), device(F1, { multiFunction: true })], { [F0]: 'e1000', [F1]: 'e1000' });
+    try {
+      assert.throws(() => assignableAdd([parseAddress(F1)], b.options),
+        /0000:07:00\.1 is one function of slot 0000:07:00, whose 0000:07:00\.0 \(driver e1000\) is not being added/);
+      assignableAdd([parseAddress(F0), parseAddress(F1)], b.options);
+      assert.deepEqual(b.kernel.writesTo('drivers_probe'), [F1, F0]);
+      b.kernel.writes.length = 0;
+      // Once both are held, handing back one function alone is fine.
+      assignableRemove([parseAddress(F1), parseAddress(F0)], b.options);
+      assert.deepEqual(b.kernel.writesTo('drivers_probe'), [F0, F1]);
+      assert.equal(b.kernel.driverOf(F0), 'e1000');
+      assert.equal(b.kernel.driverOf(F1), 'e1000');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('an add interrupted after unbind is finished with the recorded driver', () => {
+    const b = bed([device(A, { driver: null })], { [A]: 'e1000' });
+    try {
+      mkdirSync(join(b.tree.root, 'bus', 'pci', 'drivers', 'pci-stub'));
+      writeRecord(b.stateDir, { bdf: A, originalDriver: 'e1000', sysfsRoot: b.tree.root, since: '2024-01-01T00:00:00.000Z' });
+      const [outcome] = assignableAdd([parseAddress(A)], b.options);
+      assert.equal(outcome.action, 'seized');
+      assert.equal(outcome.originalDriver, 'e1000');
+      assert.match(outcome.notes.join(), /interrupted/);
+      assert.deepEqual(b.kernel.writes.map((w) => w.path), [`bus/pci/devices/${A}/driver_override`, 'bus/pci/drivers_probe']);
+      assert.deepEqual(b.modules, [], 'pci-stub already present: no module load');
+      assert.equal(readRecord(b.stateDir, A)?.since, '2024-01-01T00:00:00.000Z');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('when the original driver does not come back, remove fails and keeps the record for a retry', () => {
+    const b = bed([device(A)], { [A]: 'e1000' });
+    try {
+      assignableAdd([parseAddress(A)], b.options);
+      rmSync(join(b.tree.root, 'bus', 'pci', 'drivers', 'e1000'), { recursive: true });
+      assert.throws(() => assignableRemove([parseAddress(A)], b.options), (error: unknown) => {
+        assert.ok(error instanceof AssignableError);
+        assert.match(error.message, /no driver, not its original driver e1000.*modprobe e1000/);
+        assert.equal(error.outcomes[0].action, 'failed');
+        return true;
+      });
+      assert.equal(readRecord(b.stateDir, A)?.originalDriver, 'e1000');
+      // "modprobe e1000", then the retry finishes the job.
+      mkdirSync(join(b.tree.root, 'bus', 'pci', 'drivers', 'e1000'));
+      const [retry] = assignableRemove([parseAddress(A)], b.options);
+      assert.equal(retry.action, 'released');
+      assert.equal(b.kernel.driverOf(A), 'e1000');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a device exported by a live backend is not touched; a stale lock is cleared and reported', () => {
+    const b = bed([device(A)], { [A]: 'e1000' });
+    try {
+      const lock = acquireDeviceLock(b.stateDir, A);
+      assert.throws(() => assignableAdd([parseAddress(A)], b.options), { message: /^assignable-add failed: 0000:06:01\.0 is already in use by this process/ });
+      assert.deepEqual(b.kernel.writes, []);
+      lock.release();
+      // A lock left by a process that no longer exists (pid beyond pid_max).
+      writeFileSync(lock.path, JSON.stringify({ pid: 2 ** 22 + 1, startTime: '1', command: 'xpci export', since: 'x' }));
+      const [outcome] = assignableAdd([parseAddress(A)], b.options);
+      assert.equal(outcome.action, 'seized');
+      assert.match(outcome.notes.join(), /cleared stale lock of pid 4194305 \(process gone\)/);
+      assert.equal(existsSync(lock.path), false);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a multi-device add stops at the first failure and says which devices were not attempted', () => {
+    const B = '0000:06:02.0';
+    const b = bed([device(A), device(B)], { [A]: 'e1000', [B]: 'e1000' });
+    try {
+      const failing: SysfsWriter = {
+        write: (path, value) => {
+          if (path.includes(A) && path.endsWith('driver_override')) throw new Error('EACCES: lockdown');
+          b.kernel.write(path, value);
+        },
+      };
+      assert.throws(() => assignableAdd([parseAddress(A), parseAddress(B)], { ...b.options, writer: failing }), (error: unknown) => {
+        assert.ok(error instanceof AssignableError);
+        assert.match(error.message, /assignable-add failed: 0000:06:01\.0: EACCES: lockdown/);
+        assert.deepEqual(error.outcomes.map((o) => [o.bdf, o.action]), [[A, 'failed'], [B, 'not-attempted']]);
+        return true;
+      });
+      assert.equal(b.kernel.driverOf(B), 'e1000');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('missing devices and an unavailable pci-stub are reported', () => {
+    const b = bed([device(A)]);
+    try {
+      assert.throws(() => assignableAdd([parseAddress('06:1f.7'), parseAddress(A)], b.options), /no PCI device 0000:06:1f\.7 under .*bus\/pci\/devices/);
+      assert.throws(() => assignableAdd([parseAddress(A)], { ...b.options, loadModule: () => {} }), /pci-stub is not available/);
+      assert.deepEqual(b.kernel.writes, []);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a device already on pci-stub without a record is adopted with its original driver unknown', () => {
+    const b = bed([device(A, { driver: 'pci-stub' })], { [A]: 'e1000' });
+    try {
+      const [outcome] = assignableAdd([parseAddress(A)], b.options);
+      assert.equal(outcome.action, 'seized');
+      assert.equal(outcome.originalDriver, null);
+      assert.match(outcome.notes.join(), /original driver unknown/);
+      assert.deepEqual(b.kernel.writes.map((w) => w.path), [`bus/pci/devices/${A}/driver_override`]);
+      mkdirSync(join(b.tree.root, 'bus', 'pci', 'drivers', 'e1000'));
+      const [removed] = assignableRemove([parseAddress(A)], b.options);
+      assert.equal(removed.driver, 'e1000');
+      assert.match(removed.notes.join(), /original driver unknown/);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a corrupt record is reported with its path instead of being guessed at', () => {
+    const b = bed([device(A)]);
+    try {
+      mkdirSync(join(b.stateDir, 'assignable'), { recursive: true });
+      writeFileSync(recordPath(b.stateDir, A), '{"bdf": ');
+      assert.throws(() => assignableList(b.stateDir, b.tree.root), /assignable record .*0000:06:01\.0\.json is not valid JSON/);
+      unlinkSync(recordPath(b.stateDir, A));
+      assert.deepEqual(assignableList(b.stateDir, b.tree.root), []);
+    } finally {
+      b.done();
+    }
+  });
+});
