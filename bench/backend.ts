@@ -14,6 +14,8 @@ export interface BackendChild {
   child: Child;
   socket: string;
   devices: { host: string; guest: string }[];
+  /** Devices the backend would not export, with its reason. */
+  refused: { bdf: string; reason: string }[];
 }
 
 export interface BackendSpec {
@@ -44,8 +46,9 @@ export async function startBackend(spec: BackendSpec): Promise<BackendChild> {
       }
     },
   });
-  const { devices } = ready as { devices: { host: string; guest: string }[] };
-  return { child, socket: spec.socket, devices };
+  const { devices, refused } = ready as { devices: BackendChild['devices']; refused?: BackendChild['refused'] };
+  return { child, socket: spec.socket, devices, refused: refused ?? [] };
 }
 
-export const stateDirIn = (work: string): string => join(work, 'state');
+/** Device locks are per BDF: each backend gets its own state directory (a fixture may reuse a host BDF). */
+export const stateDirFor = (work: string, name: string): string => join(work, `state-${name}`);

@@ -11,14 +11,14 @@
  * It never writes to a real device: this machine's devices are only exported read-only and only read.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type FrontendClient } from '../src/frontend/index.js';
 import { native } from '../src/native/binding.js';
 import { parseAddress, type PciAddress } from '../src/pci/address.js';
 import { createFuzzFixture, MAIN_DEVICE } from '../test/support/fuzz-fixture.js';
-import { startBackend, stateDirIn, type BackendChild } from './backend.js';
+import { startBackend, stateDirFor, type BackendChild } from './backend.js';
 import { spawnReady, type Child } from './children.js';
 import { exportableHostDevices } from './host-devices.js';
 import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
@@ -88,6 +88,8 @@ function parseOptions(): Options | string {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PINGPONG_SERVER = resolve(here, 'pingpong-server.js');
+/** Counted before --pin narrows this process's affinity to one CPU. */
+const CPU_COUNT = cpus().length;
 
 class Bench {
   readonly figures = new Map<string, Measured>();
@@ -102,7 +104,9 @@ class Bench {
 
   async measure(name: string, depth: number, pids: Record<string, number>, run: () => Promise<Sample> | Sample): Promise<Measured> {
     const log = new PlacementLog();
-    await run(); // warm-up: JIT, caches, connections
+    // Warm-up: the JIT of both processes, caches, connections (the first runs are visibly slower).
+    await run();
+    await run();
     const samples = await repeat(this.options.runs, async () => {
       const sample = await run();
       log.sample(pids);
@@ -170,7 +174,7 @@ async function main(): Promise<number> {
 
     // 2. Fixture-backed device: the ring's own cost (config reads of a regular file).
     fixtureBackend = await startBackend({
-      devices: [MAIN_DEVICE], socket: join(work, 'fixture.sock'), stateDir: stateDirIn(work), mode: 'vpci',
+      devices: [MAIN_DEVICE], socket: join(work, 'fixture.sock'), stateDir: stateDirFor(work, 'fixture'), mode: 'vpci',
       readOnly: false, sysfsRoot: fixture.root, pinCpu,
     });
     bench.track(fixtureBackend.child);
@@ -198,10 +202,11 @@ async function main(): Promise<number> {
         file.close();
       }
       genuineBackend = await startBackend({
-        devices: host.map((d) => d.bdf), socket: join(work, 'genuine.sock'), stateDir: stateDirIn(work), mode: 'passthrough',
+        devices: host.map((d) => d.bdf), socket: join(work, 'genuine.sock'), stateDir: stateDirFor(work, 'genuine'), mode: 'passthrough',
         readOnly: true, pinCpu,
       });
       bench.track(genuineBackend.child);
+      for (const r of genuineBackend.refused) bench.notes.push(`not exported: ${r.bdf}: ${r.reason}`);
       const genuineClient = await connect(genuineBackend.socket, { client: 'xpci bench' });
       clients.push(genuineClient);
       await ringReads(bench, 'genuine', genuineClient, parseAddress(target.bdf), genuineBackend.child.pid);
@@ -231,7 +236,7 @@ async function main(): Promise<number> {
   ];
   const result = {
     node: process.version,
-    cpus: availableParallelism(),
+    cpus: CPU_COUNT,
     pinned: pinCpu !== undefined,
     runs: options.runs,
     runMs: options.runMs,
@@ -272,7 +277,7 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
   ];
   const out: string[] = [];
   const placement = pinCpu === undefined ? 'unpinned (use --pin to run every process on one CPU)' : `every process pinned to CPU ${pinCpu}`;
-  out.push(`xpci bench: node ${process.version}, ${availableParallelism()} CPUs, ${placement}; median of ${bench.options.runs} runs of ${bench.options.runMs} ms; ${seconds.toFixed(1)} s`);
+  out.push(`xpci bench: node ${process.version}, ${CPU_COUNT} CPUs, ${placement}; median of ${bench.options.runs} runs of ${bench.options.runMs} ms; ${seconds.toFixed(1)} s`);
   out.push('');
   const w = 66;
   out.push(`${pad('measurement', w)} ${lpad('us/op', 9)} ${lpad('ops/s', 12)}   placement (CPU each process ran on)`);

@@ -203,10 +203,24 @@ class Device implements ExportedDevice {
     const register = 0x10 + 4 * bar;
     if (this.options.readOnly) this.deny(`BAR${bar} access`, register, 4, READ_ONLY_EXPORT);
     const io = target.bar.kind === 'io';
-    if (!this.space.decodeEnabled(io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) {
+    const decode = io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY;
+    if (!this.space.decodeEnabled(decode)) {
       this.deny(`BAR${bar} access`, register, 4, `${io ? 'I/O' : 'memory'} decode is off in the command register as the frontend set it`);
     }
+    // Permissive writes to unlisted registers (an FLR through PCIe Device Control, say) can reset
+    // the device behind the policy; touching a BAR that no longer decodes is the XSA-120 crash.
+    if (this.options.permissive && !this.hardwareDecodes(decode)) {
+      this.deny(`BAR${bar} access`, register, 4, `the device stopped ${io ? 'I/O' : 'memory'} decoding (reset behind the policy?)`);
+    }
     return target;
+  }
+
+  private hardwareDecodes(bit: number): boolean {
+    try {
+      return this.space.hardwareDecodeEnabled(bit);
+    } catch (error) {
+      throw this.hostFailure(error, 'command register read');
+    }
   }
 
   private deny(register: string, offset: number, size: number, reason: string): never {

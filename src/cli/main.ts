@@ -6,10 +6,11 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError, exitCodeFor, UsageError } from './errors.js';
-import { commands } from './commands/index.js';
+import { loadCommands } from './commands/index.js';
 
 export async function main(argv: string[]): Promise<number> {
   let usageFailure: string | undefined;
+  const commands = await loadCommands(argv);
   const parser = yargs(argv)
     .scriptName('xpci')
     .usage('xpci <command> [options]\n\nUserspace PCI backend/frontend: export host PCI devices over a Unix-socket request ring.')
@@ -33,7 +34,9 @@ export async function main(argv: string[]): Promise<number> {
     await parser.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (error) {
-    process.stderr.write(`xpci: ${usageFailure ?? describeError(error)}\n`);
+    // One line always: yargs joins some messages (e.g. invalid choices) with newlines.
+    const message = (usageFailure ?? describeError(error)).replace(/\s*\n\s*/g, '; ');
+    process.stderr.write(`xpci: ${message}\n`);
     return usageFailure === undefined ? exitCodeFor(error) : 2;
   }
 }

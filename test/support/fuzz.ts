@@ -227,14 +227,21 @@ function sendFragmented(conn: RawConnection, bytes: Buffer, rng: Random): void {
   if (at < bytes.length) conn.send(bytes.subarray(at));
 }
 
-async function openConnection(socket: string, timeoutMs = 5000): Promise<RawConnection> {
-  // The backend may not have seen the previous connection close yet: Busy, then retry.
+/**
+ * Connect and make sure this connection is the one being served: until the backend has seen the
+ * previous connection close, a new one is answered Busy and closed. A probe request (answered
+ * HelloRequired on a served connection) tells the two apart whatever the scheduling delay.
+ */
+async function openConnection(socket: string, timeoutMs = 10000): Promise<RawConnection> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let probeId = 0xfffffff0; ; probeId++) {
     const conn = await RawConnection.open(socket);
-    await conn.until((frames) => frames.length > 0, 30);
-    const busy = conn.frames.some((f) => f.id === 0 && f.type === 0 && decodeErrorSafe(f)?.code === ErrorCode.Busy);
-    if (!busy && !conn.closed) return conn;
+    conn.send(encodeRequest({ type: MessageType.Ping, id: probeId, payload: Buffer.alloc(0) }));
+    const index = await conn.indexOf((f) => f.id === probeId || (f.id === 0 && decodeErrorSafe(f)?.code === ErrorCode.Busy), 5000);
+    if (index >= 0 && conn.frames[index].id === probeId) {
+      conn.take();
+      return conn;
+    }
     conn.destroy();
     if (Date.now() > deadline) throw new Error('the backend stayed busy after the previous connection closed');
     await new Promise((r) => setTimeout(r, 20));
@@ -274,11 +281,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   let seconds = 0;
   let conn: RawConnection | undefined;
   let model = new FrameReader();
+  /** The last bytes sent: all the model may still hold after a batch (a possible split magic). */
+  let tail = Buffer.alloc(0);
 
   const reconnect = async (): Promise<void> => {
     conn?.destroy();
     conn = await openConnection(socket);
     model = new FrameReader();
+    tail = Buffer.alloc(0);
     oracle.reset();
     reconnects++;
   };
@@ -295,8 +305,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       for (const item of model.push(b)) if (item.frame) sent.push(item.frame);
     };
     for (const item of items) feed(item);
-    // A frame the model still holds would swallow the next batch: complete it with zeros.
-    let stream = Buffer.concat(parts);
+    // A frame the model still holds would swallow the next batch: complete it with zeros. The
+    // held bytes are the end of the stream; they may start in the previous batch's 3-byte tail.
+    let stream = Buffer.concat([tail, ...parts]);
     while (model.pending >= 4) {
       const pending = stream.subarray(stream.length - model.pending);
       const need = model.pending < HEADER_SIZE ? HEADER_SIZE - model.pending : pending.readUInt32LE(4) - model.pending;
@@ -304,9 +315,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       feed(filler);
       stream = Buffer.concat([stream, filler]);
     }
-    const syncId = rng.int(1, 0xffffffff);
+    let syncId = rng.int(1, 0xffffffff);
+    while (sent.some((f) => f.id === syncId)) syncId = rng.int(1, 0xffffffff);
     feed(encodeRequest({ type: MessageType.Ping, id: syncId, payload: Buffer.from('sync') }));
     const out = Buffer.concat(parts);
+    tail = Buffer.from(out.subarray(Math.max(0, out.length - 3)));
     bytes += out.length;
     framesDecoded += sent.length;
     sendFragmented(conn!, out, rng);
@@ -341,7 +354,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   /** A second frontend while one is connected: Busy, then closed; the first is undisturbed. */
   const busyProbe = async (): Promise<void> => {
     const second = await RawConnection.open(socket);
-    await second.until((f) => f.length > 0 && second.closed, 3000);
+    await second.until((f) => f.length > 0 && second.closed, 10000);
     const error = second.frames[0] ? decodeErrorSafe(second.frames[0]) : undefined;
     if (error?.code !== ErrorCode.Busy) oracle.finding(`a second frontend got ${error ? errorCodeName(error.code) : 'no error reply'} instead of Busy`);
     if (!second.closed) oracle.finding('a second frontend was not disconnected');
@@ -374,6 +387,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     bytes += partial.length;
     await new Promise((r) => setTimeout(r, 2300));
     model.discardPartial();
+    tail = Buffer.alloc(0);
     const hello = generator.hello();
     c.send(hello);
     bytes += hello.length;

@@ -273,8 +273,8 @@ describe('access control', () => {
 
   test('a peer whose uid is not allowed gets PermissionDenied before any op', { skip: process.getuid?.() !== 0 && 'needs root to run a client as another uid' }, async (t) => {
     const h = await startBackend(t, ['00:05.0'], { allowUids: [4321] });
-    chmodSync(h.dir, 0o711);
-    chmodSync(join(h.dir, 'run'), 0o711);
+    assert.equal(statSync(join(h.dir, 'run')).mode & 0o777, 0o711, 'admitted users can reach the socket folder');
+    chmodSync(h.dir, 0o711); // the test's own temporary folder
     const script = `const s=require('net').connect(process.argv[1]);const c=[];s.on('data',d=>c.push(d));` +
       `s.on('connect',()=>s.write(Buffer.from(process.argv[2],'hex')));s.on('close',()=>{process.stdout.write(Buffer.concat(c).toString('hex'))});s.on('error',e=>{process.stderr.write(e.code);});`;
     const hello = encodeRequest({ type: MessageType.Hello, id: 1, hello: { versions: [1], ringDepth: 64 } }).toString('hex');

@@ -166,9 +166,21 @@ describe('errors', () => {
     const write = encodeRequest({ type: MessageType.ConfigWrite, id: 4, address: guest0, offset: 0, size: 2, value: 1 });
     const frames = framesOf(session.receive(Buffer.concat([write, read(5)])).reply);
     assert.equal(errorCode(frames[0]), ErrorCode.OperationFailed);
-    assert.match(errorFromReply(frames[0]).message, /simulated bug/);
-    assert.equal(bugs.length, 1);
+    assert.doesNotMatch(errorFromReply(frames[0]).message, /simulated bug/, 'bug details stay on the host');
+    assert.match(String(bugs[0]), /simulated bug/);
     assert.equal(decodeConfigReadReply(frames[1]), 0x8086);
+  });
+
+  test('a Hello reply that cannot be built is answered OperationFailed and reported; the stream lives on', () => {
+    const { session, bugs, device } = setup();
+    const original = device.descriptor.bind(device);
+    // A reply larger than MAX_FRAME cannot be encoded.
+    device.descriptor = () => ({ ...original(), hostAddress: 'x'.repeat(70_000) });
+    const [reply] = framesOf(session.receive(hello(1)).reply);
+    assert.equal(errorCode(reply), ErrorCode.OperationFailed);
+    assert.equal(bugs.length, 1);
+    device.descriptor = original;
+    assert.equal(errorCode(framesOf(session.receive(hello(2)).reply)[0]), null);
   });
 
   test('undecodable frames get Malformed / NotImplemented with their own id', () => {

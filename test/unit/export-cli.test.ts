@@ -158,7 +158,7 @@ describe('xpci export (process)', () => {
 
   test('bad usage exits 2 with one line', async (t) => {
     const w = workspace(t);
-    for (const args of [['export', ...w.common], ['export', ...w.common, 'zz:1'], ['export', ...w.common, '--mode', 'bus', '00:05.0'], ['export', ...w.common, '00:05.0:loose']]) {
+    for (const args of [['export', ...w.common], ['export', ...w.common, 'zz:1'], ['export', ...w.common, '--mode', 'bus', '00:05.0'], ['export', ...w.common, '00:05.0:loose'], ['export', ...w.common, '--allow-uid', 'alice', '00:05.0']]) {
       const run = runCli(args);
       assert.equal(await run.exit, 2, `${args.join(' ')}: ${run.stderr()}`);
       assert.equal(run.stderr().trimEnd().split('\n').length, 1, run.stderr());

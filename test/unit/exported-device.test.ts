@@ -230,6 +230,19 @@ describe('ExportedDevice on a fixture tree', () => {
     assert.deepEqual(reasons.map((d) => [d.register, d.count]), [['BAR0 access', 2], ['BAR1 access', 2]]);
   });
 
+  test('permissive exports also check hardware decode: a reset behind the policy stops BAR access', () => {
+    reset(NIC, NIC_IMAGE);
+    const device = open(NIC, { mode: 'passthrough', permissive: true });
+    device.configWrite(0x04, 2, 0x0002);
+    assert.equal(device.barRead(0, 0n, 4), 0n);
+    const image = Uint8Array.from(tree.configBytes(NIC));
+    image[0x04] = 0; // what an FLR written through an unlisted register would do
+    reset(NIC, image);
+    assert.equal(device.configRead(0x04, 2) & 0x2, 0x2, 'the frontend still sees its own decode bit');
+    assert.throws(() => device.barRead(0, 0n, 4), (error: unknown) =>
+      error instanceof XpciError && error.code === ErrorCode.AccessDenied && /stopped memory decoding/.test(error.message));
+  });
+
   test('read-only export: reads only, config opened O_RDONLY, no BAR op and no mapping ever', () => {
     const image = Uint8Array.from(NIC_IMAGE);
     image[0x04] = 0x03; // decode on in hardware: BAR refusals come from the read-only export itself

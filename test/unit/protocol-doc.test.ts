@@ -21,6 +21,8 @@ import {
 import * as messages from '../../src/protocol/messages.js';
 import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
+import { MAX_GARBAGE } from '../../src/backend/server/frontend-session.js';
+import { PARTIAL_FRAME_TIMEOUT_MS } from '../../src/backend/server/ring-server.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const doc = readFileSync(join(root, 'docs', 'protocol.md'), 'utf8');
@@ -123,6 +125,13 @@ describe('docs/protocol.md tables agree with src/protocol/messages.ts', () => {
     assert.match(xen.get('OperationFailed') ?? '', /op_failed.*-5/);
   });
 
+  test('the backend\'s stream limits are the documented ones', () => {
+    assert.equal(MAX_GARBAGE, 1048576);
+    assert.match(doc, /more than\s+\*\*1 MiB \(1048576 bytes\)\*\* of garbage/);
+    assert.equal(PARTIAL_FRAME_TIMEOUT_MS, 2000);
+    assert.match(doc, /receives nothing for\s+\*\*2 s\*\* discards the partial frame/);
+  });
+
   test('limits mention the code values', () => {
     const t = table((x) => x.heading === '14. Limits', 'limits');
     const limits = new Map(t.rows.map((r) => [r[0], r[1]]));
@@ -130,6 +139,8 @@ describe('docs/protocol.md tables agree with src/protocol/messages.ts', () => {
     assert.match(limits.get('requests in flight') ?? '', new RegExp(`${messages.MIN_RING_DEPTH}\\.\\.${messages.MAX_RING_DEPTH}`));
     assert.equal(limits.get('`Ping` payload'), `${MAX_FRAME - HEADER_SIZE} bytes`);
     assert.equal(limits.get('error message'), `${MAX_ERROR_MESSAGE} UTF-8 bytes`);
+    assert.equal(limits.get('garbage without a well-formed request'), `${MAX_GARBAGE} bytes (1 MiB)`);
+    assert.equal(limits.get('idle partial frame'), `${PARTIAL_FRAME_TIMEOUT_MS / 1000} s`);
   });
 });
 
@@ -230,7 +241,7 @@ describe('docs/protocol.md examples decode with the codec', () => {
   });
 
   test('the Misaligned error reply example', () => {
-    const bytes = encodeErrorReply(MessageType.ConfigRead, 7, { code: ErrorCode.Misaligned, errno: 0, message: 'offset 0x101 is not aligned to 2' });
+    const bytes = encodeErrorReply(MessageType.ConfigRead, 7, { code: ErrorCode.Misaligned, errno: 0, message: 'config offset 0x101 is not a multiple of 2' });
     assert.ok(bytes.equals(hexBlocks[2]));
     assert.match(doc, new RegExp(`The error reply \\(${bytes.length} bytes`));
   });

@@ -71,14 +71,11 @@ describe('frontend in the guest, backend on the host, over virtio-serial', { ski
     assert.deepEqual(dumps[2].config.subarray(0x28, 0x30), lone.subarray(0x28, 0x30));
   });
 
-  test('a second frontend on the same stream (restart without restarting the backend) works, writes included', async () => {
+  test('a second frontend (xpci setpci) on the same stream works: restart without restarting the backend', async () => {
     const r = await xpci(`setpci --connect ${PORT} -s 00:00.0 CACHE_LINE_SIZE=10 CACHE_LINE_SIZE`);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.equal(r.stdout, '10\n');
     assert.equal(tree.configBytes('0000:06:01.0')[0x0c], 0x10, 'the write reached the host-side device');
-    const again = await xpci(`lspci -n --connect ${PORT}`);
-    assert.equal(again.exitCode, 0, again.stderr);
-    assert.equal(again.stdout.split('\n').filter(Boolean).length, 3);
   });
 
   test('right after a frontend died mid-frame, the next one retries Hello until the backend drops the partial frame', async () => {

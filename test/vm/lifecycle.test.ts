@@ -1,35 +1,78 @@
 /**
  * Device lifecycle on a real kernel (the QEMU guest; never this machine's devices): seizing the
- * e1000 pair onto pci-stub and handing it back, refusals, snapshots with BAR contents, sysfs reset.
+ * e1000 pair onto pci-stub and handing it back, export locks across `kill -9`, hot-plug over the
+ * control socket with a connected frontend, peer-credential refusal, a snapshot served through
+ * the ring, sysfs reset. Node starts slowly under TCG, so every CLI run counts: the tests share one
+ * guest and follow one device story in order.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { Guest, STANDARD_DEVICES, announceSkip, qemuAvailable } from './harness/index.js';
 
-const unavailable = await qemuAvailable();
-const { e1000Fn0, e1000Fn1, pciBridge, edu, e1000e } = STANDARD_DEVICES;
+const hasAddon = existsSync(new URL('../../../build/Release/xpci_native.node', import.meta.url));
+const unavailable = (await qemuAvailable()) ?? (hasAddon ? null : 'the native addon is not built (npm run build:native)');
+const { e1000Fn0, e1000Fn1, pciBridge, edu, pciTestdev, e1000e } = STANDARD_DEVICES;
+const X = 'node dist/src/cli/main.js';
+
+interface Backend {
+  pid: number;
+  ready: { socket: string; devices: { host: string; guest: string }[] };
+  /** stderr so far */
+  stderr(): Promise<string>;
+  /** SIGTERM, then the exit status */
+  stop(): Promise<number>;
+}
 
 describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && announceSkip('lifecycle', unavailable) }, () => {
   let vm: Guest;
-  const xpci = (args: string) => vm.exec(`node dist/src/cli/main.js ${args}`);
+  const xpci = (args: string) => vm.exec(`${X} ${args}`, { timeoutMs: 120_000 });
   const driverOf = async (bdf: string): Promise<string> => (await vm.exec(`basename "$(readlink /sys/bus/pci/devices/${bdf}/driver)"`)).stdout.trim();
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** `xpci export --json <args>` in the background under `name`; resolves once it listens. */
+  async function startBackend(name: string, args: string): Promise<Backend> {
+    const files = `/tmp/${name}`;
+    await vm.execOk(`setsid bash -c '${X} export --json ${args} < /dev/null > ${files}.out 2> ${files}.err & echo $! > ${files}.pid; ` +
+      `wait $!; echo $? > ${files}.status' < /dev/null > /dev/null 2>&1 &`);
+    const pid = Number((await vm.execOk(`for i in $(seq 100); do test -s ${files}.pid && break; sleep 0.1; done; cat ${files}.pid`)).trim());
+    let line = '';
+    for (let attempt = 0; attempt < 180 && !line.startsWith('{"socket"'); attempt++) {
+      const poll = await vm.exec(`head -1 ${files}.out; kill -0 ${pid} 2>/dev/null || echo exited`);
+      line = poll.stdout.split('\n')[0];
+      if (line.startsWith('{"socket"') || /exited/.test(poll.stdout)) break;
+      await sleep(1000);
+    }
+    const stderr = async () => (await vm.exec(`cat ${files}.err`)).stdout;
+    assert.match(line, /^\{"socket"/, `backend ${name} did not become ready: ${await stderr()}`);
+    return {
+      pid,
+      ready: JSON.parse(line),
+      stderr,
+      stop: async () => Number((await vm.execOk(`kill -TERM ${pid}; for i in $(seq 600); do test -s ${files}.status && break; sleep 0.1; done; cat ${files}.status`,
+        { timeoutMs: 90_000 })).trim()),
+    };
+  }
 
   before(async () => {
-    vm = await Guest.boot({ modules: ['e1000'] });
+    vm = await Guest.boot({ modules: ['e1000'], timeoutMs: 120_000 });
   });
   after(async () => {
     await vm?.shutdown();
   });
 
-  test('assignable-add moves the e1000 pair to pci-stub (loading it), assignable-remove puts it back on e1000', async () => {
+  test('assignable-add refuses one function of the e1000 pair alone and a bridge, then moves the pair to pci-stub (loading it)', async () => {
     assert.equal(await driverOf(e1000Fn0), 'e1000');
     assert.equal((await vm.exec('test -d /sys/bus/pci/drivers/pci-stub')).exitCode, 1, 'pci-stub starts unloaded');
+    const bridgeDriver = await driverOf(pciBridge);
 
     // No IOMMU in the guest: the two functions of slot 00:05 must move together.
-    const alone = await xpci(`assignable-add ${e1000Fn0}`);
-    assert.equal(alone.exitCode, 1);
-    assert.match(alone.stderr, /0000:00:05\.0 is one function of slot 0000:00:05, whose 0000:00:05\.1 \(driver e1000\) is not being added/);
+    const refused = await vm.exec(`${X} assignable-add ${e1000Fn0}; echo "status=$?"; ${X} assignable-add ${pciBridge}; echo "status=$?"`, { timeoutMs: 120_000 });
+    assert.match(refused.stderr, /0000:00:05\.0 is one function of slot 0000:00:05, whose 0000:00:05\.1 \(driver e1000\) is not being added/);
+    assert.match(refused.stderr, /0000:00:06\.0 is a bridge \(class 0604/);
+    assert.deepEqual(refused.stdout.match(/status=\d/g), ['status=1', 'status=1']);
     assert.equal(await driverOf(e1000Fn0), 'e1000');
+    assert.equal(await driverOf(pciBridge), bridgeDriver);
 
     const added = await xpci(`assignable-add ${e1000Fn0} ${e1000Fn1} --json`);
     assert.equal(added.exitCode, 0, added.stderr);
@@ -37,50 +80,116 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
       [[e1000Fn1, 'seized', 'e1000'], [e1000Fn0, 'seized', 'e1000']]);
     assert.equal(await driverOf(e1000Fn0), 'pci-stub');
     assert.equal(await driverOf(e1000Fn1), 'pci-stub');
+    assert.equal((await vm.execOk('stat -c %a /run/xpci/assignable')).trim(), '700');
+  });
 
-    const again = await xpci(`assignable-add ${e1000Fn0} ${e1000Fn1}`);
-    assert.equal(again.exitCode, 0);
-    assert.match(again.stdout, /0000:00:05\.0: already held on pci-stub \(original driver: e1000\)/);
+  test('export locks: a second export and assignable-remove name the holder; after kill -9 a new export clears the stale lock', async () => {
+    const first = await startBackend('lock1', `${e1000Fn0} ${e1000Fn1} --socket /tmp/lock.sock`);
+    let third: Backend | undefined;
+    try {
+      assert.deepEqual(first.ready.devices.map((d) => d.guest), ['0000:00:00.0', '0000:00:00.1'], 'held on pci-stub: exported without --read-only');
 
-    const list = await xpci('assignable-list --json');
-    assert.deepEqual(JSON.parse(list.stdout).devices.map((d: { bdf: string; originalDriver: string; driver: string }) => [d.bdf, d.originalDriver, d.driver]),
-      [[e1000Fn0, 'e1000', 'pci-stub'], [e1000Fn1, 'e1000', 'pci-stub']]);
+      const second = await vm.exec(`${X} export --socket /tmp/other.sock ${e1000Fn0}; echo "status=$?"; ${X} assignable-remove ${e1000Fn0} ${e1000Fn1}; echo "status=$?"`,
+        { timeoutMs: 120_000 });
+      assert.deepEqual(second.stdout.match(/status=\d/g), ['status=1', 'status=1']);
+      assert.match(second.stderr, new RegExp(`^xpci: 0000:00:05\\.0 is already in use by pid ${first.pid} \\(.*export --json 0000:00:05\\.0 0000:00:05\\.1 --socket /tmp/lock\\.sock`, 'm'));
+      assert.match(second.stderr, new RegExp(`^xpci: assignable-remove failed: 0000:00:05\\.0 is already in use by pid ${first.pid}`, 'm'));
+      assert.equal(await driverOf(e1000Fn0), 'pci-stub');
 
-    const removed = await xpci(`assignable-remove ${e1000Fn0} ${e1000Fn1}`);
+      await vm.execOk(`kill -9 ${first.pid}`);
+      third = await startBackend('lock2', `${e1000Fn0} ${e1000Fn1} --socket /tmp/lock.sock`);
+      const notes = await third.stderr();
+      assert.match(notes, new RegExp(`0000:00:05\\.0: cleared stale lock of pid ${first.pid} \\(process gone\\)`));
+      assert.match(notes, new RegExp(`0000:00:05\\.1: cleared stale lock of pid ${first.pid} \\(process gone\\)`));
+      assert.equal(await third.stop(), 0);
+      assert.equal((await vm.exec('ls /run/xpci/locks')).stdout, '', 'a graceful end drops every lock');
+      assert.equal(await driverOf(e1000Fn0), 'pci-stub', 'export end leaves the devices seized');
+    } finally {
+      await vm.exec(`kill -9 ${first.pid} ${third?.pid ?? ''} 2>/dev/null; true`);
+    }
+  });
+
+  test('assignable-remove puts the pair back on e1000 and forgets it', async () => {
+    const removed = await xpci(`assignable-remove ${e1000Fn0} ${e1000Fn1}; ${X} assignable-list`);
     assert.equal(removed.exitCode, 0, removed.stderr);
+    assert.match(removed.stdout, /no devices held by xpci/);
     assert.equal(await driverOf(e1000Fn0), 'e1000');
     assert.equal(await driverOf(e1000Fn1), 'e1000');
-    assert.equal((await vm.exec(`cat /sys/bus/pci/devices/${e1000Fn0}/driver_override`)).stdout, '(null)\n');
-    assert.match((await xpci('assignable-list')).stdout, /^no devices held by xpci/);
+    assert.equal((await vm.execOk(`cat /sys/bus/pci/devices/${e1000Fn0}/driver_override`)), '(null)\n');
   });
 
-  test('a bridge is refused and keeps its driver', async () => {
-    const before = await driverOf(pciBridge);
-    const r = await xpci(`assignable-add ${pciBridge}`);
-    assert.equal(r.exitCode, 1);
-    assert.match(r.stderr, /0000:00:06\.0 is a bridge \(class 0604/);
-    assert.equal(await driverOf(pciBridge), before);
+  test('hot-plug: a connected frontend sees attach at the next free slot and detach, the first device keeps its address; a non-allowed uid is refused', async () => {
+    const backend = await startBackend('hotplug', `${edu} --socket /tmp/hp.sock --allow-uid 1000`);
+    try {
+      assert.deepEqual(backend.ready.devices, [{ host: edu, guest: '0000:00:00.0' }]);
+      // A frontend that stays connected and logs the events it gets, one JSON line each.
+      const frontend = `
+        const { connect } = await import('./dist/src/frontend/index.js');
+        const { parseAddress, formatAddress } = await import('./dist/src/pci/address.js');
+        const client = await connect('/tmp/hp.sock');
+        const log = (o) => console.log(JSON.stringify(o));
+        const list = () => client.devices().map((d) => d.address);
+        log({ connected: list() });
+        client.on('deviceAdded', async (d) => log({ added: d.address, vendor: await client.configRead(parseAddress(d.address), 0, 2), devices: list() }));
+        client.on('deviceRemoved', (a) => { log({ removed: formatAddress(a), devices: list() }); client.close(); });`;
+      await vm.execOk(`cat > /tmp/frontend.mjs <<'EOF'\n${frontend}\nEOF\nsetsid node /tmp/frontend.mjs < /dev/null > /tmp/frontend.out 2> /tmp/frontend.err & echo $! > /tmp/frontend.pid`);
+      const waitFor = (pattern: string) => vm.execOk(`for i in $(seq 900); do grep -q '${pattern}' /tmp/frontend.out && break; sleep 0.1; done; cat /tmp/frontend.out /tmp/frontend.err`, { timeoutMs: 120_000 });
+      assert.match(await waitFor('connected'), /\{"connected":\["0000:00:00.0"\]\}/);
+
+      const attached = await xpci(`attach ${pciTestdev} --socket /tmp/hp.sock`);
+      assert.equal(attached.exitCode, 0, attached.stderr);
+      assert.equal(attached.stdout, `${pciTestdev}: attached (frontend address 0000:00:01.0)\n`);
+      const afterAttach = await waitFor('added');
+      assert.deepEqual(JSON.parse(afterAttach.split('\n')[1]), { added: '0000:00:01.0', vendor: 0x1b36, devices: ['0000:00:00.0', '0000:00:01.0'] });
+
+      const detached = await xpci(`detach ${pciTestdev} --socket /tmp/hp.sock`);
+      assert.equal(detached.exitCode, 0, detached.stderr);
+      const afterDetach = await waitFor('removed');
+      assert.deepEqual(JSON.parse(afterDetach.split('\n')[2]), { removed: '0000:00:01.0', devices: ['0000:00:00.0'] });
+
+      // uid 65534 may open the socket (0666 because of --allow-uid) but SO_PEERCRED refuses it.
+      const nobody = await vm.exec(`node --input-type=module -e "
+        process.setgid(65534); process.setuid(65534);
+        const { connect } = await import('./dist/src/frontend/index.js');
+        try { await connect('/tmp/hp.sock'); console.log('admitted'); } catch (error) { console.log('refused: ' + error.message); }"`, { timeoutMs: 120_000 });
+      assert.match(nobody.stdout, /^refused: .*uid 65534/);
+      assert.match(await backend.stderr(), /peer uid 65534 gid 65534 .* is not allowed/);
+      assert.equal(await backend.stop(), 0);
+    } finally {
+      await vm.exec(`kill -9 ${backend.pid} $(cat /tmp/frontend.pid 2>/dev/null) 2>/dev/null; true`);
+    }
   });
 
-  test('snapshot --with-bars of the driverless edu captures its identification register', async () => {
-    const r = await xpci(`snapshot ${edu} --out /tmp/edu-snap --with-bars --json`);
-    assert.equal(r.exitCode, 0, r.stderr);
-    const snap = `/tmp/edu-snap/bus/pci/devices/${edu}`;
+  test('snapshot --with-bars of the driverless edu, served read-only through the ring, gives the same lspci -xxx bytes', async () => {
+    const snap = await xpci(`snapshot ${edu} --out /tmp/edu-snap --with-bars --json`);
+    assert.equal(snap.exitCode, 0, snap.stderr);
+    const dir = `/tmp/edu-snap/bus/pci/devices/${edu}`;
     // edu's register 0x00 reads 0x010000ed (version 1.0, "ed").
-    assert.equal((await vm.exec(`od -A n -t x4 -N 4 ${snap}/resource0`)).stdout.trim(), '010000ed');
-    assert.equal((await vm.exec(`cmp ${snap}/config /sys/bus/pci/devices/${edu}/config && echo same`)).stdout, 'same\n');
+    assert.equal((await vm.execOk(`od -A n -t x4 -N 4 ${dir}/resource0`)).trim(), '010000ed');
+    assert.equal(await vm.execOk(`cmp ${dir}/config /sys/bus/pci/devices/${edu}/config && echo same`), 'same\n');
+
+    const backend = await startBackend('snapshot', `${edu} --sysfs-root /tmp/edu-snap --mode passthrough --read-only --socket /tmp/snap.sock`);
+    try {
+      const hexLines = (dump: string) => dump.split('\n').filter((line) => /^[0-9a-f]{2,3}: /.test(line));
+      const throughRing = await xpci(`lspci -xxx --connect /tmp/snap.sock -s ${edu.slice(5)}`);
+      assert.equal(throughRing.exitCode, 0, throughRing.stderr);
+      const host = await vm.execOk(`lspci -xxx -s ${edu.slice(5)}`);
+      assert.equal(hexLines(throughRing.stdout).length, 16);
+      assert.deepEqual(hexLines(throughRing.stdout), hexLines(host));
+      assert.equal(await backend.stop(), 0);
+    } finally {
+      await vm.exec(`kill -9 ${backend.pid} 2>/dev/null; true`);
+    }
   });
 
   test('reset writes the sysfs reset file where the kernel offers one, and reports where it does not', async () => {
-    const script = (bdf: string) => `node --input-type=module -e "
+    const script = `node --input-type=module -e "
       const { resetDevice } = await import('./dist/src/backend/lifecycle/reset.js');
       const { parseAddress } = await import('./dist/src/pci/address.js');
-      console.log(JSON.stringify(resetDevice('/sys', { address: parseAddress('${bdf}') })));"`;
-    const withReset = await vm.exec(script(e1000e));
-    assert.equal(withReset.exitCode, 0, withReset.stderr);
-    assert.deepEqual(JSON.parse(withReset.stdout), { performed: true, message: `${e1000e}: reset (methods: pm bus)` });
-    const without = await vm.exec(script(edu));
-    assert.equal(without.exitCode, 0, without.stderr);
-    assert.equal(JSON.parse(without.stdout).performed, false);
+      for (const bdf of ['${e1000e}', '${edu}']) console.log(JSON.stringify(resetDevice('/sys', { address: parseAddress(bdf) })));"`;
+    const [withReset, without] = (await vm.execOk(script, { timeoutMs: 120_000 })).trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(withReset, { performed: true, message: `${e1000e}: reset (methods: pm bus)` });
+    assert.equal(without.performed, false);
+    assert.match(without.message, /no sysfs reset file/);
   });
 });

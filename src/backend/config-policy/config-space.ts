@@ -129,6 +129,11 @@ export class VirtualConfigSpace {
     return (this.virtual[PCI_COMMAND] & bit) !== 0;
   }
 
+  /** Decode bit as the hardware has it now (a reset behind the policy clears it). */
+  hardwareDecodeEnabled(bit: number): boolean {
+    return (this.file.read(PCI_COMMAND, 2) & bit) !== 0;
+  }
+
   /** Apply the write in full, or throw AccessDenied and change nothing. `value` fits in `size` bytes. */
   write(offset: number, size: 1 | 2 | 4, value: number): void {
     const hardware = this.file.read(offset, size);

@@ -5,7 +5,7 @@
  * The capability list is read once from the export-time snapshot: the frontend cannot change it
  * (capability headers are read-only), so the layout is fixed for the life of the export.
  */
-import { walkCapabilities, walkExtendedCapabilities, type Capability } from '../../pci/capabilities.js';
+import { walkCapabilities, walkExtendedCapabilities } from '../../pci/capabilities.js';
 import { PCI_CFG_SPACE_SIZE } from '../../pci/config-header.js';
 import {
   CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, TYPE0_HEADER_RULES, TYPE1_HEADER_RULES,
@@ -33,7 +33,6 @@ export interface ConfigLayout {
   readonly fieldOf: Int16Array;
   /** Per-byte masks of each bit class (unlisted bytes carry UNLISTED_RULE's; strict: 0xff or 0). */
   readonly masks: Readonly<Record<MaskClass, Uint8Array>>;
-  readonly capabilities: readonly Capability[];
 }
 
 function headerRules(headerLayout: number): readonly FieldRule[] {
@@ -92,7 +91,7 @@ export function layoutConfigSpace(headerLayout: number, configSize: number, snap
     const rule = EXTENDED_CAPABILITY_HEADER_RULE;
     place(rule, cap.offset, rule.size as number, `${cap.name} ${rule.name} @0x${cap.offset.toString(16)}`, configSize);
   }
-  return { size: configSize, fields, fieldOf, masks, capabilities: [...standard, ...extended] };
+  return { size: configSize, fields, fieldOf, masks };
 }
 
 /** Name of the register holding byte `offset`, as AccessDenied messages and denials() use it. */

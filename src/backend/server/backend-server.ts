@@ -179,14 +179,28 @@ export class BackendServer<D extends ManagedDevice> {
     return this.stopping;
   }
 
+  /** Never rejects: a step that fails becomes a note, and every device is still released. */
   private async shutdown(reason: string): Promise<ShutdownSummary> {
     debug('stopping: %s', reason);
-    const devices = this.reconciler.table.entries().map((entry) => ({ ...this.describe(entry), denials: entry.device.denials() }));
+    const notes: string[] = [];
+    const attempt = <T>(what: string, step: () => T, fallback: T): T => {
+      try {
+        return step();
+      } catch (error) {
+        notes.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+        return fallback;
+      }
+    };
+    const devices = this.reconciler.table.entries().map((entry) => ({
+      ...this.describe(entry),
+      denials: attempt(`denials of ${formatAddress(entry.host)}`, () => entry.device.denials(), []),
+    }));
     const closed = Promise.all([this.ring.close(reason), this.control.close()]);
-    const outcome = this.reconciler.releaseAll();
-    if (this.socketInode !== null) removeSocketFile(this.options.socketPath, this.socketInode);
+    notes.push(...this.reconciler.releaseAll().notes);
+    const inode = this.socketInode;
+    if (inode !== null) attempt('removing the socket', () => removeSocketFile(this.options.socketPath, inode), undefined);
     await closed;
-    const summary: ShutdownSummary = { reason, devices, notes: outcome.notes };
+    const summary: ShutdownSummary = { reason, devices, notes };
     this.resolveStopped(summary);
     return summary;
   }

@@ -59,7 +59,11 @@ export class ControlServer {
 
   close(): Promise<void> {
     for (const socket of this.connections) socket.destroy();
-    if (this.inode !== null) removeSocketFile(this.path, this.inode);
+    try {
+      if (this.inode !== null) removeSocketFile(this.path, this.inode);
+    } catch (error) {
+      debug('cannot remove %s: %s', this.path, (error as Error).message);
+    }
     if (!this.server.listening) return Promise.resolve();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }

@@ -8,8 +8,9 @@
  * A stream the backend cannot trust any more (more than MAX_GARBAGE bytes without a valid frame)
  * is closed; nothing a peer sends can make the session throw.
  */
+import createDebug from 'debug';
 import { FrameReader, type Frame } from '../../protocol/frame.js';
-import { encodeErrorReply, encodeJsonReply, encodePingReply, decodeRequest } from '../../protocol/codec.js';
+import { decodeRequest, encodeErrorReply, encodeJsonReply, encodePingReply } from '../../protocol/codec.js';
 import {
   ErrorCode,
   MAX_FRAME,
@@ -25,6 +26,8 @@ import {
 import type { DeviceTable } from './device-table.js';
 import { executeDeviceRequest, isDeviceRequest, type DeviceEndpoint } from './dispatcher.js';
 import type { RequestLog } from './request-log.js';
+
+const debug = createDebug('xpci:server');
 
 /** Garbage tolerated without a single valid frame before the stream is declared untrustworthy. */
 export const MAX_GARBAGE = 1024 * 1024;
@@ -44,7 +47,7 @@ export interface SessionOutput {
   closeReason: string | null;
 }
 
-export function clampRingDepth(requested: number): number {
+function clampRingDepth(requested: number): number {
   return Math.min(MAX_RING_DEPTH, Math.max(MIN_RING_DEPTH, requested));
 }
 
@@ -56,7 +59,6 @@ export class FrontendSession {
   private established = false;
   private depth = 0;
   private garbage = 0;
-  private clientName: string | undefined;
 
   constructor(private readonly context: SessionContext) {}
 
@@ -67,10 +69,6 @@ export class FrontendSession {
 
   get ringDepth(): number {
     return this.depth;
-  }
-
-  get client(): string | undefined {
-    return this.clientName;
   }
 
   /** Bytes of a frame that has not fully arrived. */
@@ -108,11 +106,11 @@ export class FrontendSession {
       this.garbage = 0;
       if (request.type === MessageType.Hello) {
         inFlight = 0;
-        replies.push(this.hello(request));
+        replies.push(this.guarded(request, () => this.hello(request)));
       } else if (!this.established) {
-        replies.push(errorReply(frame.type, frame.id, ErrorCode.HelloRequired, `${MessageType[request.type]} before Hello: send Hello first`));
+        replies.push(this.failure(request, new XpciError(ErrorCode.HelloRequired, `${MessageType[request.type]} before Hello: send Hello first`)));
       } else if (++inFlight > this.depth) {
-        replies.push(errorReply(frame.type, frame.id, ErrorCode.LimitExceeded, `more than the negotiated ring depth of ${this.depth} requests in flight`));
+        replies.push(this.failure(request, new XpciError(ErrorCode.LimitExceeded, `more than the negotiated ring depth of ${this.depth} requests in flight`)));
       } else {
         replies.push(this.serve(request));
       }
@@ -129,13 +127,13 @@ export class FrontendSession {
     const common = versions.filter((v) => SUPPORTED_VERSIONS.includes(v));
     this.established = false;
     if (common.length === 0) {
-      return errorReply(MessageType.Hello, request.id, ErrorCode.VersionMismatch,
+      throw new XpciError(ErrorCode.VersionMismatch,
         `no common protocol version: frontend speaks ${versions.join(', ')}, backend speaks ${SUPPORTED_VERSIONS.join(', ')}`);
     }
     const { table, mode } = this.context;
     this.depth = clampRingDepth(ringDepth);
-    this.clientName = client;
     this.established = true;
+    debug('Hello from %s: ring depth %d (asked %d)', client ?? 'an unnamed frontend', this.depth, ringDepth);
     const body: HelloReply = {
       version: Math.max(...common),
       ringDepth: this.depth,
@@ -149,8 +147,8 @@ export class FrontendSession {
   }
 
   private serve(request: Request): Buffer {
-    try {
-      if (isDeviceRequest(request)) return executeDeviceRequest(request, this.context.table, this.context.requestLog);
+    if (isDeviceRequest(request)) return this.guarded(request, () => executeDeviceRequest(request, this.context.table, this.context.requestLog));
+    return this.guarded(request, () => {
       switch (request.type) {
         case MessageType.ListDevices: {
           const { table } = this.context;
@@ -164,6 +162,16 @@ export class FrontendSession {
         default:
           throw new XpciError(ErrorCode.NotImplemented, `request type ${request.type} is not served`);
       }
+    });
+  }
+
+  /** Run `produce`; an XpciError becomes its error reply, anything else is a reported bug. */
+  private guarded(request: Request, produce: () => Buffer): Buffer {
+    try {
+      const reply = produce();
+      // Device requests log their value in the dispatcher; the rest are logged here.
+      if (this.context.requestLog.enabled && !isDeviceRequest(request)) this.context.requestLog.done(request);
+      return reply;
     } catch (error) {
       if (!(error instanceof XpciError)) this.context.reportBug(error, request);
       return this.failure(request, error);
@@ -174,7 +182,8 @@ export class FrontendSession {
   private failure(request: Request | Pick<Frame, 'type' | 'id'>, error: unknown): Buffer {
     const { code, message, errno } = error instanceof XpciError
       ? error
-      : { code: ErrorCode.OperationFailed, message: `internal error: ${error instanceof Error ? error.message : String(error)}`, errno: 0 };
+      // The detail stays in the host's log: it may name host paths, which vPCI never reveals.
+      : { code: ErrorCode.OperationFailed, message: 'internal error in the backend (details in its log)', errno: 0 };
     if (this.context.requestLog.enabled) this.context.requestLog.failed(request, code, message);
     return errorReply(request.type, request.id, code, message, errno);
   }

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { encodeErrorReply, encodeEvent } from '../../protocol/codec.js';
 import { ErrorCode, MessageType } from '../../protocol/messages.js';
-import { FrontendSession, type SessionContext } from './frontend-session.js';
+import { FrontendSession, type SessionContext, type SessionOutput } from './frontend-session.js';
 
 const debug = createDebug('xpci:server');
 
@@ -55,11 +55,6 @@ export class RingServer {
     this.server.on('error', (error) => {
       if (this.server.listening) options.warn(`ring socket error: ${error.message}`);
     });
-  }
-
-  /** Whether a frontend has completed its Hello (used by status reports). */
-  get frontendConnected(): boolean {
-    return this.active?.session.ready ?? false;
   }
 
   /** Send an event to the connected frontend, if it has said Hello (the Hello reply carries the state). */
@@ -123,7 +118,16 @@ export class RingServer {
     };
     socket.on('data', (chunk: Buffer) => {
       if (frontend.ending) return;
-      const { reply, closeReason } = session.receive(chunk);
+      let output: SessionOutput;
+      try {
+        output = session.receive(chunk);
+      } catch (error) {
+        // The session answers every request itself; reaching here is a bug. Drop the stream, keep serving.
+        this.options.warn(`internal error in a frontend session (stream closed; please report): ${error instanceof Error ? error.stack : String(error)}`);
+        endFrontend(frontend, null);
+        return;
+      }
+      const { reply, closeReason } = output;
       if (closeReason) {
         this.options.warn(`closing a frontend stream: ${closeReason}`);
         endFrontend(frontend, reply);

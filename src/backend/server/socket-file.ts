@@ -52,14 +52,18 @@ function probeListener(path: string): Promise<boolean> {
 
 /**
  * Make `path` ready for bind: create the parent folder if missing (0700, or 0711 when other users
- * are admitted, so they can reach the socket without listing the folder); replace a stale socket
- * left by a backend that died; refuse a live one, or anything that is not a socket.
+ * are admitted, so they can reach the socket without listing the folder; an existing folder of ours
+ * that they could not search gets the same search bits); replace a stale socket left by a backend
+ * that died; refuse a live one, or anything that is not a socket.
  */
 export async function prepareSocketPath(path: string, access: SocketAccess): Promise<void> {
   const parent = dirname(path);
+  const widened = access.allowUids.length > 0 || access.allowGids.length > 0;
   if (!existsSync(parent)) {
-    const widened = access.allowUids.length > 0 || access.allowGids.length > 0;
     mkdirSync(parent, { recursive: true, mode: widened ? 0o711 : 0o700 });
+  } else if (widened) {
+    const folder = statSync(parent);
+    if (folder.uid === process.getuid?.() && (folder.mode & 0o011) !== 0o011) chmodSync(parent, (folder.mode & 0o7777) | 0o011);
   }
   let kind: 'socket' | 'other' | 'none';
   try {

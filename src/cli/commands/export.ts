@@ -28,8 +28,8 @@ interface ExportArgs {
   'sysfs-root'?: string;
   'state-dir'?: string;
   json?: boolean;
-  'allow-uid'?: number[];
-  'allow-gid'?: number[];
+  'allow-uid'?: string[];
+  'allow-gid'?: string[];
   'reset-on-export'?: boolean;
   'reset-on-release'?: boolean;
   'exit-on-disconnect'?: boolean;
@@ -49,11 +49,11 @@ export function parseDeviceArgument(text: string): { address: PciAddress; permis
   }
 }
 
-function idList(values: unknown, option: string): number[] {
-  const list = values === undefined ? [] : Array.isArray(values) ? values : [values];
-  return list.map((value) => {
-    const id = Number(value);
-    if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) throw new UsageError(`--${option} takes a numeric id, got '${String(value)}'`);
+function idList(values: string[] | undefined, option: string): number[] {
+  return (values ?? []).map((value) => {
+    const text = String(value);
+    const id = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(id) || id > 0xfffffffe) throw new UsageError(`--${option} takes a numeric id, got '${text}'`);
     return id;
   });
 }
@@ -118,7 +118,7 @@ function printSummary(summary: ShutdownSummary, json: boolean): void {
   }
   for (const note of summary.notes) warn(note);
   const denied = summary.devices.filter((d) => denialCount(d.denials) > 0).map((d) => `${d.host} ${denialCount(d.denials)}`);
-  say(`shutdown (${summary.reason}): released ${summary.devices.length} device${summary.devices.length === 1 ? '' : 's'}${denied.length > 0 ? `; denied writes: ${denied.join(', ')}` : ''}`);
+  say(`shutdown (${summary.reason}): released ${summary.devices.length} device${summary.devices.length === 1 ? '' : 's'}${denied.length > 0 ? `; denied accesses: ${denied.join(', ')}` : ''}`);
 }
 
 async function run(args: ExportArgs): Promise<void> {
@@ -236,8 +236,8 @@ OUTPUT
       .option('sysfs-root', { type: 'string', describe: 'folder containing bus/pci/devices (default /sys); a fixture tree for tests' })
       .option('state-dir', { type: 'string', describe: 'locks and records (default $XPCI_STATE_DIR, else /run/xpci)' })
       .option('json', { type: 'boolean', describe: 'machine-readable start and shutdown lines' })
-      .option('allow-uid', { type: 'number', array: true, describe: 'also admit this uid (repeatable)' })
-      .option('allow-gid', { type: 'number', array: true, describe: 'also admit this gid (repeatable)' })
+      .option('allow-uid', { type: 'string', array: true, describe: 'also admit this numeric uid (repeatable)' })
+      .option('allow-gid', { type: 'string', array: true, describe: 'also admit this numeric gid (repeatable)' })
       .option('reset-on-export', { type: 'boolean', describe: 'reset through sysfs before exporting (default on; --no-reset-on-export)' })
       .option('reset-on-release', { type: 'boolean', describe: 'reset through sysfs after release (default on; --no-reset-on-release)' })
       .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down when the frontend disconnects' })

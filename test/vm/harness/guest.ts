@@ -128,7 +128,6 @@ export class Guest {
 
   /** Start QEMU and wait until the guest's agent answers. */
   static async boot(options: BootOptions = {}): Promise<Guest> {
-    const started = Date.now();
     const assets = await ensureGuestAssets();
     const modules = (options.modules ?? []).map(normalizeModuleName);
     const missing = modules.filter((m) => !assets.modules.includes(m));
@@ -170,6 +169,7 @@ export class Guest {
       extraDevices: devices.extraDevices ?? [],
     });
     debug('%s %s', QEMU_BINARY, args.join(' '));
+    const started = Date.now();
     const qemu = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     trackQemu(qemu);
     qemu.unref();
