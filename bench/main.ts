@@ -17,6 +17,8 @@ import { parseArgs } from 'node:util';
 import { connect, type FrontendClient } from '../src/frontend/index.js';
 import { native } from '../src/native/binding.js';
 import { parseAddress, type PciAddress } from '../src/pci/address.js';
+import { encodeRequest } from '../src/protocol/codec.js';
+import { MessageType } from '../src/protocol/messages.js';
 import { createFuzzFixture, MAIN_DEVICE } from '../test/support/fuzz-fixture.js';
 import { startBackend, stateDirFor, type BackendChild } from './backend.js';
 import { spawnReady, type Child } from './children.js';
@@ -182,6 +184,17 @@ async function main(): Promise<number> {
     clients.push(fixtureClient);
     const fixtureAddress = parseAddress(fixtureBackend.devices[0].guest);
     await ringReads(bench, 'fixture', fixtureClient, fixtureAddress, fixtureBackend.child.pid);
+    // The same reads from a bare client (no frontend library): what the backend alone costs.
+    await fixtureClient.close();
+    clients.pop();
+    const raw = await BareClient.connect(fixtureBackend.socket, {
+      hello: encodeRequest({ type: MessageType.Hello, id: 1, hello: { versions: [1], ringDepth: 64 } }),
+      request: encodeRequest({ type: MessageType.ConfigRead, id: 2, address: fixtureAddress, offset: REGISTER.offset, size: REGISTER.size }),
+    });
+    const rawPids = { bench: process.pid, backend: fixtureBackend.child.pid };
+    await bench.measure('fixtureRaw1', 1, rawPids, () => raw.run(1, options.runMs));
+    await bench.measure('fixtureRaw64', 64, rawPids, () => raw.run(64, options.runMs));
+    raw.close();
     const fixtureFile = native().openRegisterFile(join(fixture.deviceDir(MAIN_DEVICE), 'config'), false);
     await bench.measure('fixturePread', 1, { bench: process.pid }, () => loop(options.runMs, () => fixtureFile.read(REGISTER.offset, REGISTER.size)));
     fixtureFile.close();
@@ -271,6 +284,8 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
     ['fixturePread', 'fixture config file: direct pread (addon RegisterFile)'],
     ['fixture1', 'fixture device: ConfigRead through the ring, 1 in flight'],
     ['fixture64', 'fixture device: ConfigRead through the ring, 64 in flight'],
+    ['fixtureRaw1', '  same, bare client instead of the frontend library, 1 in flight'],
+    ['fixtureRaw64', '  same, bare client instead of the frontend library, 64 in flight'],
     ['pread', 'genuine register: direct pread (addon RegisterFile)'],
     ['genuine1', 'genuine register: ConfigRead through the ring, 1 in flight'],
     ['genuine64', 'genuine register: ConfigRead through the ring, 64 in flight'],

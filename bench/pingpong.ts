@@ -2,6 +2,8 @@
  * The transport floor: a bare Node-to-Node ping-pong over a Unix stream socket between two
  * processes, with the frame sizes of a ConfigRead (24-byte request, 20-byte reply) and no protocol
  * work. Callbacks, not promises, on the client side: this is the floor, not a client library.
+ * The same client sends real ConfigRead frames to a backend to split the ring's cost between the
+ * backend and the frontend library.
  */
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -13,21 +15,35 @@ export const REPLY_BYTES = 20;
 export class BareClient {
   private onData: ((chunk: Buffer) => void) | null = null;
 
-  private constructor(private readonly socket: Socket) {
+  /** `request`: the bytes sent per operation (REQUEST_BYTES long); each answer is REPLY_BYTES. */
+  private constructor(private readonly socket: Socket, private readonly request: Buffer) {
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData?.(chunk));
   }
 
-  static connect(path: string): Promise<BareClient> {
+  /**
+   * `hello`: sent first, its whole answer awaited (an xpci backend needs a session). Without a
+   * template the request is REQUEST_BYTES zero bytes, which the bare echo server accepts.
+   */
+  static connect(path: string, options: { hello?: Buffer; request?: Buffer } = {}): Promise<BareClient> {
+    const request = options.request ?? Buffer.alloc(REQUEST_BYTES);
+    if (request.length !== REQUEST_BYTES) throw new RangeError(`a bare request is ${REQUEST_BYTES} bytes`);
     return new Promise((resolve, reject) => {
-      const socket = connect(path, () => resolve(new BareClient(socket)));
+      const socket = connect(path, () => {
+        if (!options.hello) {
+          resolve(new BareClient(socket, request));
+          return;
+        }
+        socket.once('data', () => resolve(new BareClient(socket, request)));
+        socket.write(options.hello);
+      });
       socket.once('error', reject);
     });
   }
 
   /** Keep `depth` requests outstanding for `durationMs`; one write per refill, like a real client. */
   run(depth: number, durationMs: number): Promise<Sample> {
-    const request = Buffer.alloc(REQUEST_BYTES);
+    const batch = Buffer.concat(Array.from({ length: depth }, () => this.request));
     return new Promise((resolve) => {
       const start = performance.now();
       const end = start + durationMs;
@@ -38,7 +54,7 @@ export class BareClient {
       const send = (n: number): void => {
         if (n <= 0) return;
         outstanding += n;
-        this.socket.write(n === 1 ? request : Buffer.alloc(n * REQUEST_BYTES));
+        this.socket.write(n === 1 ? this.request : batch.subarray(0, n * REQUEST_BYTES));
       };
       this.onData = (chunk) => {
         const bytes = partial + chunk.length;

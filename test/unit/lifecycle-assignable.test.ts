@@ -212,6 +212,13 @@ describe('assignable-add / assignable-remove on a simulated kernel', () => {
       assert.throws(() => assignableAdd([parseAddress(A)], b.options), { message: /^assignable-add failed: 0000:06:01\.0 is already in use by this process/ });
       assert.deepEqual(b.kernel.writes, []);
       lock.release();
+      // Held and exported: adding again is still a no-op, removing is refused.
+      assignableAdd([parseAddress(A)], b.options);
+      const exported = acquireDeviceLock(b.stateDir, A);
+      assert.equal(assignableAdd([parseAddress(A)], b.options)[0].action, 'already-held');
+      assert.throws(() => assignableRemove([parseAddress(A)], b.options), { message: /^assignable-remove failed: 0000:06:01\.0 is already in use by this process/ });
+      exported.release();
+      assignableRemove([parseAddress(A)], b.options);
       // A lock left by a process that no longer exists (pid beyond pid_max).
       writeFileSync(lock.path, JSON.stringify({ pid: 2 ** 22 + 1, startTime: '1', command: 'xpci export', since: 'x' }));
       const [outcome] = assignableAdd([parseAddress(A)], b.options);

@@ -124,8 +124,8 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
       assert.deepEqual(backend.ready.devices, [{ host: edu, guest: '0000:00:00.0' }]);
       // A frontend that stays connected and logs the events it gets, one JSON line each.
       const frontend = `
-        const { connect } = await import('./dist/src/frontend/index.js');
-        const { parseAddress, formatAddress } = await import('./dist/src/pci/address.js');
+        const { connect } = await import('${vm.repoRoot}/dist/src/frontend/index.js');
+        const { parseAddress, formatAddress } = await import('${vm.repoRoot}/dist/src/pci/address.js');
         const client = await connect('/tmp/hp.sock');
         const log = (o) => console.log(JSON.stringify(o));
         const list = () => client.devices().map((d) => d.address);
@@ -133,7 +133,9 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
         client.on('deviceAdded', async (d) => log({ added: d.address, vendor: await client.configRead(parseAddress(d.address), 0, 2), devices: list() }));
         client.on('deviceRemoved', (a) => { log({ removed: formatAddress(a), devices: list() }); client.close(); });`;
       await vm.execOk(`cat > /tmp/frontend.mjs <<'EOF'\n${frontend}\nEOF\nsetsid node /tmp/frontend.mjs < /dev/null > /tmp/frontend.out 2> /tmp/frontend.err & echo $! > /tmp/frontend.pid`);
-      const waitFor = (pattern: string) => vm.execOk(`for i in $(seq 900); do grep -q '${pattern}' /tmp/frontend.out && break; sleep 0.1; done; cat /tmp/frontend.out /tmp/frontend.err`, { timeoutMs: 120_000 });
+      // Until the line appears or the frontend exits (its stderr then says why).
+      const waitFor = (pattern: string) => vm.execOk(`for i in $(seq 600); do grep -q '${pattern}' /tmp/frontend.out && break; ` +
+        `kill -0 $(cat /tmp/frontend.pid) 2>/dev/null || break; sleep 0.1; done; cat /tmp/frontend.out /tmp/frontend.err`, { timeoutMs: 120_000 });
       assert.match(await waitFor('connected'), /\{"connected":\["0000:00:00.0"\]\}/);
 
       const attached = await xpci(`attach ${pciTestdev} --socket /tmp/hp.sock`);

@@ -71,9 +71,12 @@ function functionZeroLast(a: PciDeviceInfo, b: PciDeviceInfo): number {
 
 /**
  * Run `step` on each device in order under its lock; stop at the first failure and mark the rest
- * not attempted, so a half-seized multi-function slot is visible in the result.
+ * not attempted, so a half-seized multi-function slot is visible in the result. `noop` recognises,
+ * by reading only, a device already in the wanted state: it needs no lock, so adding a held device
+ * that a backend is exporting is still the no-op it should be.
  */
 function runEach(devices: PciDeviceInfo[], options: AssignableOptions, verb: string,
+  noop: (device: PciDeviceInfo) => AssignableOutcome | null,
   step: (device: PciDeviceInfo) => AssignableOutcome): AssignableOutcome[] {
   const outcomes: AssignableOutcome[] = [];
   let failure: string | null = null;
@@ -83,6 +86,11 @@ function runEach(devices: PciDeviceInfo[], options: AssignableOptions, verb: str
       continue;
     }
     try {
+      const unchanged = noop(device);
+      if (unchanged) {
+        outcomes.push(unchanged);
+        continue;
+      }
       const lock = acquireDeviceLock(options.stateDir, device.address);
       try {
         const outcome = step(device);
@@ -111,13 +119,16 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
   ensureStateDir(stateDir);
   if (requested.some((d) => d.driver !== STUB_DRIVER)) ensureStubDriver(sysfsRoot, options.loadModule ?? modprobe);
 
-  return runEach(requested.sort(functionZeroLast), options, 'assignable-add', (device) => {
+  const alreadyHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
+    const record = readRecord(stateDir, device.bdf);
+    const driver = currentDriver(sysfsRoot, device.address);
+    if (driver !== STUB_DRIVER || !record) return null;
+    return { bdf: device.bdf, action: 'already-held', originalDriver: record.originalDriver, driver, notes: ['already held on pci-stub; nothing to do'] };
+  };
+  return runEach(requested.sort(functionZeroLast), options, 'assignable-add', alreadyHeld, (device) => {
     const { address, bdf } = device;
     const record = readRecord(stateDir, bdf);
     const driver = currentDriver(sysfsRoot, address);
-    if (driver === STUB_DRIVER && record) {
-      return { bdf, action: 'already-held', originalDriver: record.originalDriver, driver, notes: ['already held on pci-stub; nothing to do'] };
-    }
     const notes: string[] = [];
     // A host driver bound now is what the device must go back to; otherwise keep what an earlier,
     // interrupted assignable-add recorded.
@@ -148,13 +159,15 @@ export function assignableRemove(addresses: readonly PciAddress[], options: Assi
   const { requested } = lookUp(sysfsRoot, unique(addresses));
   ensureStateDir(stateDir);
 
-  return runEach(requested.sort(functionZeroLast).reverse(), options, 'assignable-remove', (device) => {
+  const notHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
+    const driver = currentDriver(sysfsRoot, device.address);
+    if (driver === STUB_DRIVER || readRecord(stateDir, device.bdf)) return null;
+    return { bdf: device.bdf, action: 'not-held', originalDriver: null, driver, notes: [`not held by xpci (driver: ${driver ?? 'none'}); nothing to do`] };
+  };
+  return runEach(requested.sort(functionZeroLast).reverse(), options, 'assignable-remove', notHeld, (device) => {
     const { address, bdf } = device;
     const record = readRecord(stateDir, bdf);
     const driver = currentDriver(sysfsRoot, address);
-    if (!record && driver !== STUB_DRIVER) {
-      return { bdf, action: 'not-held', originalDriver: null, driver, notes: [`not held by xpci (driver: ${driver ?? 'none'}); nothing to do`] };
-    }
     const notes: string[] = [];
     const expected = record?.originalDriver ?? null;
     writer.write(driverOverridePath(sysfsRoot, address), '\n');
