@@ -12,7 +12,8 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect, type FrontendClient } from '../src/frontend/index.js';
 import { native } from '../src/native/binding.js';
@@ -27,8 +28,6 @@ import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
 import { figure, loop, pipelined, repeat, type Figure, type Sample } from './measure.js';
 import { PlacementLog, pinProcess, rssKiB, tasksetAvailable } from './placement.js';
 import { BareClient, REPLY_BYTES, REQUEST_BYTES } from './pingpong.js';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 const USAGE = `usage: npm run bench -- [--json] [--pin] [--device BDF] [--runs N] [--run-ms MS]
   --json       one JSON object instead of the table
@@ -42,7 +41,7 @@ const REGISTER = { offset: 0x00, size: 4 } as const;
 const FLOOR = 'floor';
 
 interface Measured extends Figure {
-  placement: Record<string, number[]>;
+  placement: ReturnType<PlacementLog['toJSON']>;
   placementText: string;
 }
 
@@ -98,7 +97,7 @@ class Bench {
   readonly notes: string[] = [];
   private readonly children: Child[] = [];
 
-  constructor(readonly options: Options, readonly pinCpu: number | undefined) {}
+  constructor(readonly options: Options) {}
 
   track(child: Child): void {
     this.children.push(child);
@@ -110,9 +109,12 @@ class Bench {
     await run();
     await run();
     const samples = await repeat(this.options.runs, async () => {
-      const sample = await run();
-      log.sample(pids);
-      return sample;
+      log.start(pids);
+      try {
+        return await run();
+      } finally {
+        log.stop(pids);
+      }
     });
     const measured: Measured = { ...figure(samples, depth), placement: log.toJSON(), placementText: log.describe() };
     this.figures.set(name, measured);
@@ -151,7 +153,7 @@ async function main(): Promise<number> {
     pinCpu = 0;
     pinProcess(process.pid, pinCpu);
   }
-  const bench = new Bench(options, pinCpu);
+  const bench = new Bench(options);
   const work = mkdtempSync(join(tmpdir(), 'xpci-bench-'));
   const fixture = createFuzzFixture(join(work, 'sysfs'));
   const clients: FrontendClient[] = [];
@@ -235,7 +237,6 @@ async function main(): Promise<number> {
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await bench.stopAll();
-    fixture.cleanup();
     rmSync(work, { recursive: true, force: true });
   }
 
@@ -247,6 +248,8 @@ async function main(): Promise<number> {
     target('fixture round trip (1 in flight) vs bare ping-pong', ratio(f('fixture1')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), '<=', 1.25, 'x'),
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
   ];
+  // A ring read is at least a pread plus a socket round trip: the best ratio this run allows.
+  const floorRatio = ratio(sum(f('pread')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), f('pread')?.usPerOp);
   const result = {
     node: process.version,
     cpus: CPU_COUNT,
@@ -260,11 +263,14 @@ async function main(): Promise<number> {
     dumps,
     rssKiB: rss,
     targets,
+    bounds: { genuineRingVsPread: floorRatio === null ? null : round(floorRatio) },
     notes: bench.notes,
   };
-  process.stdout.write(options.json ? JSON.stringify(result) + '\n' : renderTable(bench, dumps, rss, targets, result.seconds, pinCpu) + '\n');
+  process.stdout.write(options.json ? JSON.stringify(result) + '\n' : renderTable(bench, dumps, rss, targets, floorRatio, result.seconds, pinCpu) + '\n');
   return 0;
 }
+
+const sum = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a + b);
 
 function target(name: string, measured: number | null, relation: '<=' | '>=', goal: number, unit: 'x' | 'ops/s'): Target {
   const pass = measured === null ? null : relation === '<=' ? measured <= goal : measured >= goal;
@@ -277,7 +283,7 @@ const lpad = (text: string, width: number): string => text.padStart(width);
 const us = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const ops = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<string, number | undefined>, targets: Target[], seconds: number, pinCpu: number | undefined): string {
+function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<string, number | undefined>, targets: Target[], floorRatio: number | null, seconds: number, pinCpu: number | undefined): string {
   const rows: [string, string][] = [
     [`${FLOOR}1`, 'transport floor: bare Node ping-pong, 24/20-byte frames, 1 in flight'],
     [`${FLOOR}64`, 'transport floor: bare Node ping-pong, 64 in flight'],
@@ -319,6 +325,9 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
   for (const t of targets) {
     const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : ops(n));
     out.push(`${pad(t.name, w)} ${lpad(t.measured === null ? 'n/a' : fmt(t.measured), 12)} ${lpad(`${t.relation === '<=' ? '<=' : '>='} ${fmt(t.goal)}`, 12)}   ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'}`);
+  }
+  if (floorRatio !== null) {
+    out.push(`(a ring read costs at least a pread plus a bare round trip: (pread + ping-pong) / pread = ${floorRatio.toFixed(2)}x in this run)`);
   }
   out.push('');
   out.push('Placement matters on this VM: a wake-up across vCPUs costs ~40 us each way (haltpoll without polling), more');

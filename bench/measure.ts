@@ -82,10 +82,3 @@ export async function repeat(runs: number, run: () => Promise<Sample> | Sample):
   for (let i = 0; i < runs; i++) samples.push(await run());
   return samples;
 }
-
-/** Wall time of one whole operation (a process run), in milliseconds. */
-export async function wallMs(op: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await op();
-  return performance.now() - start;
-}

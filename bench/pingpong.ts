@@ -22,29 +22,43 @@ export class BareClient {
   }
 
   /**
-   * `hello`: sent first, its whole answer awaited (an xpci backend needs a session). Without a
-   * template the request is REQUEST_BYTES zero bytes, which the bare echo server accepts.
+   * `hello`: sent first and its answer awaited (an xpci backend needs a session). A backend that
+   * has not yet seen its previous frontend leave answers Busy and closes: then try again. Without
+   * a template the request is REQUEST_BYTES zero bytes, which the bare echo server accepts.
    */
-  static connect(path: string, options: { hello?: Buffer; request?: Buffer } = {}): Promise<BareClient> {
+  static async connect(path: string, options: { hello?: Buffer; request?: Buffer } = {}): Promise<BareClient> {
     const request = options.request ?? Buffer.alloc(REQUEST_BYTES);
     if (request.length !== REQUEST_BYTES) throw new RangeError(`a bare request is ${REQUEST_BYTES} bytes`);
-    return new Promise((resolve, reject) => {
-      const socket = connect(path, () => {
-        if (!options.hello) {
-          resolve(new BareClient(socket, request));
-          return;
-        }
-        socket.once('data', () => resolve(new BareClient(socket, request)));
-        socket.write(options.hello);
+    const deadline = performance.now() + 10_000;
+    for (;;) {
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const s = connect(path, () => resolve(s));
+        s.once('error', reject);
       });
-      socket.once('error', reject);
-    });
+      if (!options.hello) return new BareClient(socket, request);
+      const answer = await new Promise<Buffer | null>((resolve) => {
+        socket.once('data', resolve);
+        socket.once('close', () => resolve(null));
+        socket.write(options.hello!);
+      });
+      // A Hello reply: type 1 (offset 8) with flags Reply (offset 10), not Reply|Error.
+      if (answer && answer.length >= 12 && answer.readUInt16LE(8) === 1 && answer.readUInt16LE(10) === 1) {
+        socket.removeAllListeners('data');
+        socket.removeAllListeners('close');
+        return new BareClient(socket, request);
+      }
+      socket.destroy();
+      if (performance.now() > deadline) throw new Error(`no session with the backend at ${path}: it kept refusing the Hello`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Keep `depth` requests outstanding for `durationMs`; one write per refill, like a real client. */
   run(depth: number, durationMs: number): Promise<Sample> {
     const batch = Buffer.concat(Array.from({ length: depth }, () => this.request));
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      const closed = (): void => reject(new Error('the peer closed the stream during the measurement'));
+      this.socket.once('close', closed);
       const start = performance.now();
       const end = start + durationMs;
       let ops = 0;
@@ -66,6 +80,7 @@ export class BareClient {
         if (!stopping) send(depth - outstanding);
         else if (outstanding === 0) {
           this.onData = null;
+          this.socket.off('close', closed);
           resolve({ ops, seconds: (performance.now() - start) / 1000 });
         }
       };

@@ -29,31 +29,60 @@ export function rssKiB(pid: number): number | undefined {
   }
 }
 
-/** Records the CPUs each named process was seen on, sampled after every measured run. */
+/**
+ * Where the processes of one figure ran: /proc is sampled every 10 ms while a run is
+ * going (a migration in the middle of a run matters as much as one at its end), and the share of
+ * samples with every process on the same CPU is what explains a slow 1-in-flight figure.
+ */
 export class PlacementLog {
   private readonly seen = new Map<string, Set<number>>();
+  private samples = 0;
+  private together = 0;
+  private timer: NodeJS.Timeout | undefined;
 
-  sample(pids: Record<string, number>): void {
+  start(pids: Record<string, number>): void {
+    this.sample(pids);
+    this.timer = setInterval(() => this.sample(pids), 10);
+  }
+
+  stop(pids: Record<string, number>): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.sample(pids);
+  }
+
+  private sample(pids: Record<string, number>): void {
+    const cpus: number[] = [];
     for (const [name, pid] of Object.entries(pids)) {
       const cpu = lastCpu(pid);
       if (cpu === undefined) continue;
+      cpus.push(cpu);
       const set = this.seen.get(name) ?? new Set<number>();
       set.add(cpu);
       this.seen.set(name, set);
     }
+    if (cpus.length > 1) {
+      this.samples++;
+      if (cpus.every((c) => c === cpus[0])) this.together++;
+    }
   }
 
-  /** "client cpu0, server cpu0 (same CPU)" or with several CPUs when the scheduler moved them. */
+  /** Share of samples with every process on one CPU; undefined for a single process. */
+  get sameCpuShare(): number | undefined {
+    return this.samples === 0 ? undefined : this.together / this.samples;
+  }
+
+  /** "bench cpu0, backend cpu0/1; same CPU in 87% of samples". */
   describe(): string {
     const parts = [...this.seen.entries()].map(([name, cpus]) => `${name} cpu${[...cpus].sort().join('/')}`);
-    const sets = [...this.seen.values()];
-    const same = sets.length > 1 && sets.every((s) => s.size === 1) && new Set(sets.map((s) => [...s][0])).size === 1;
-    const split = sets.length > 1 && sets.every((s) => s.size === 1) && !same;
-    return parts.join(', ') + (same ? ' (same CPU)' : split ? ' (cross CPU)' : sets.length > 1 ? ' (moved)' : '');
+    const share = this.sameCpuShare;
+    return parts.join(', ') + (share === undefined ? '' : `; same CPU in ${Math.round(share * 100)}% of samples`);
   }
 
-  toJSON(): Record<string, number[]> {
-    return Object.fromEntries([...this.seen.entries()].map(([name, cpus]) => [name, [...cpus].sort()]));
+  toJSON(): { cpus: Record<string, number[]>; sameCpuShare?: number } {
+    const cpus = Object.fromEntries([...this.seen.entries()].map(([name, set]) => [name, [...set].sort()]));
+    const share = this.sameCpuShare;
+    return share === undefined ? { cpus } : { cpus, sameCpuShare: Math.round(share * 1000) / 1000 };
   }
 }
 

@@ -10,7 +10,7 @@ import { buildConfigImage, createFixtureTree, type FixtureBar, type FixtureDevic
 export const MAIN_DEVICE = '0000:00:03.0';
 export const SIBLINGS = ['0000:00:05.0', '0000:00:05.1'] as const;
 
-export const MAIN_BARS: FixtureBar[] = [
+const MAIN_BARS: FixtureBar[] = [
   { index: 0, kind: 'mem', size: 0x20000, start: 0xfebc0000 },
   { index: 1, kind: 'io', size: 0x20, start: 0xc040 },
   { index: 2, kind: 'mem', size: 0x4000, start: 0x8_0000_0000, is64: true, prefetchable: true },

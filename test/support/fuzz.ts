@@ -10,7 +10,7 @@
  * - afterwards a well-behaved frontend (src/frontend) still gets a handshake and correct reads.
  * Deterministic per seed; the seed is in every report.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,9 +1,12 @@
 /**
- * Where the test bed keeps what it downloads and builds: `$XPCI_VM_CACHE`, else `<repo>/.cache/vm`
- * (git-ignored). Entries are keyed by pinned versions and content hashes, so a second run reuses them.
+ * Where the test bed keeps what it downloads and builds: `$XPCI_VM_CACHE`, else
+ * `$XDG_CACHE_HOME/xpci/vm` (default `~/.cache/xpci/vm`), outside the checkout so that every clone on
+ * a machine — CI's fresh clone included — reuses one download. Entries are keyed by pinned versions
+ * and content hashes, so a second run reuses them.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,7 +25,8 @@ export function repoRoot(): string {
 export const harnessSourceFile = (name: string): string => join(repoRoot(), 'test', 'vm', 'harness', name);
 
 export function cacheDir(): string {
-  const dir = process.env.XPCI_VM_CACHE ? resolve(process.env.XPCI_VM_CACHE) : join(repoRoot(), '.cache', 'vm');
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  const dir = process.env.XPCI_VM_CACHE ? resolve(process.env.XPCI_VM_CACHE) : join(base, 'xpci', 'vm');
   mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -26,11 +26,20 @@ export const PINNED_BUSYBOX: DebianPackage = { name: 'busybox-static', version: 
 /** A file-system-safe form of name and version, used as cache key. */
 export const packageKey = (p: DebianPackage): string => `${p.name}_${p.version.replace(/^\d+:/, '')}`;
 
+/** What apt said last when something was missing: quoted in GuestAssetsUnavailableError. */
+const aptComplaints: string[] = [];
 let indexRefreshed = false;
 
+/** apt's error lines (E:/Err:/W:), else its whole stderr. */
+const aptErrors = (stderr: string): string =>
+  stderr.split('\n').filter((line) => /^(E|Err|W):|cannot run/.test(line)).join(' ').trim() || stderr.trim();
+
 async function inAptIndex(p: DebianPackage): Promise<boolean> {
-  const result = await runTool('apt-cache', ['show', '--no-all-versions', `${p.name}=${p.version}`]).catch(() => null);
-  return result !== null && result.code === 0 && result.stdout.includes(`Package: ${p.name}`);
+  const result = await runTool('apt-cache', ['show', '--no-all-versions', `${p.name}=${p.version}`])
+    .catch((error: Error) => ({ code: null, stdout: '', stderr: error.message }));
+  const found = result.code === 0 && result.stdout.includes(`Package: ${p.name}`);
+  if (!found) aptComplaints.push(`apt-cache show ${p.name}=${p.version}: ${aptErrors(result.stderr) || 'not found'}`);
+  return found;
 }
 
 /** `apt-get update` at most once per process, and only as root (apt's lists are root's). */
@@ -38,24 +47,22 @@ async function refreshAptIndex(): Promise<void> {
   if (indexRefreshed || process.getuid?.() !== 0) return;
   indexRefreshed = true;
   debug('apt-get update');
-  const result = await runTool('apt-get', ['update']);
-  if (result.code !== 0) debug('apt-get update failed: %s', result.stderr.trim());
+  const result = await runTool('apt-get', ['update']).catch((error: Error) => ({ code: null, stderr: error.message }));
+  if (result.code !== 0) aptComplaints.push(`apt-get update (exit ${result.code}): ${aptErrors(result.stderr)}`);
 }
 
-/** The kernel package `linux-image-amd64` depends on now, with its candidate version. */
-async function currentKernelPackage(): Promise<DebianPackage | null> {
-  const depends = await runTool('apt-cache', ['depends', 'linux-image-amd64']).catch(() => null);
-  const name = depends?.stdout.match(/Depends: (linux-image-[0-9.]+-[0-9]+-amd64)\b/)?.[1];
-  if (!name) return null;
-  const policy = await runTool('apt-cache', ['policy', name]);
-  const version = policy.stdout.match(/Candidate: (\S+)/)?.[1];
-  return version && version !== '(none)' ? { name, version } : null;
-}
-
-async function currentCandidate(name: string): Promise<DebianPackage | null> {
+/** The candidate version of `name`, or null when apt knows none. */
+async function candidate(name: string): Promise<DebianPackage | null> {
   const policy = await runTool('apt-cache', ['policy', name]).catch(() => null);
   const version = policy?.stdout.match(/Candidate: (\S+)/)?.[1];
   return version && version !== '(none)' ? { name, version } : null;
+}
+
+/** The kernel package `linux-image-amd64` depends on now (never -cloud), with its candidate version. */
+async function currentKernelPackage(): Promise<DebianPackage | null> {
+  const depends = await runTool('apt-cache', ['depends', 'linux-image-amd64']).catch(() => null);
+  const name = depends?.stdout.match(/Depends: (linux-image-[0-9.]+-[0-9]+-amd64)\b/)?.[1];
+  return name ? candidate(name) : null;
 }
 
 /** The pinned package if apt can fetch it, else the current one (with a warning), else a clear error. */
@@ -63,7 +70,7 @@ export async function resolvePackage(pinned: DebianPackage): Promise<DebianPacka
   if (await inAptIndex(pinned)) return pinned;
   await refreshAptIndex();
   if (await inAptIndex(pinned)) return pinned;
-  const current = pinned === PINNED_KERNEL ? await currentKernelPackage() : await currentCandidate(pinned.name);
+  const current = pinned === PINNED_KERNEL ? await currentKernelPackage() : await candidate(pinned.name);
   if (current && (await inAptIndex(current))) {
     console.warn(
       `\n*** xpci test bed: pinned ${pinned.name}=${pinned.version} is no longer in the apt index; ` +
@@ -72,9 +79,9 @@ export async function resolvePackage(pinned: DebianPackage): Promise<DebianPacka
     return current;
   }
   throw new GuestAssetsUnavailableError(
-    `${pinned.name}=${pinned.version} is not in the apt index and no replacement was found ` +
-      `(apt-cache show failed${process.getuid?.() === 0 ? ' after apt-get update' : '; run apt-get update as root'}). ` +
-      'The guest kernel and busybox come from the Debian archive (see docs/testing.md).',
+    `${pinned.name}=${pinned.version} is not in the apt index and apt offers no replacement` +
+      (process.getuid?.() === 0 ? '' : ' (not root: run apt-get update as root first)') +
+      `. apt said: ${aptComplaints.join('; ')}. The guest kernel and busybox come from the Debian archive (docs/testing.md).`,
   );
 }
 
@@ -89,7 +96,7 @@ export async function downloadDeb(p: DebianPackage, dir: string): Promise<string
     }));
     const deb = readdirSync(work).find((f) => f.startsWith(`${p.name}_`) && f.endsWith('.deb'));
     if (result.code !== 0 || !deb) {
-      const why = result.stderr.split('\n').filter((line) => /^(E|Err):|cannot run/.test(line)).join(' ') || result.stderr.trim();
+      const why = aptErrors(result.stderr);
       throw new GuestAssetsUnavailableError(
         `apt-get download ${p.name}=${p.version} failed (exit ${result.code}): ${why || 'no .deb was written'}. ` +
           'It needs a current apt index (apt-get update) and access to the Debian mirror.',

@@ -61,6 +61,7 @@ export interface ExecResult {
 const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 const DEFAULT_HANG_GRACE_MS = 15_000;
+const CONSOLE_HEADLINE = /Kernel panic|XPCI-FATAL|BUG:|Oops|general protection|Out of memory/;
 const SHUTDOWN_GRACE_MS = 15_000;
 
 const liveQemus = new Set<ChildProcess>();
@@ -172,7 +173,9 @@ export class Guest {
     const started = Date.now();
     const qemu = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     trackQemu(qemu);
+    // Idle guests must not hold the test process open; the exit hook kills what is left.
     qemu.unref();
+    (qemu.stderr as Socket | null)?.unref();
     const guest = new Guest(options, runDir, qemu, agentServer, ivshmemPath, xpciPort?.path ?? null);
 
     const timeoutMs = options.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
@@ -286,7 +289,11 @@ export class Guest {
   /** The serial console (kernel messages, init's XPCI-FATAL) and QEMU's stderr, last lines of each. */
   diagnostics(): string {
     const path = join(this.runDir, 'console.log');
-    const console = existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(-40).join('\n').trim() : '';
+    const lines = existsSync(path) ? readFileSync(path, 'utf8').replace(/\r/g, '').split('\n') : [];
+    // A panic's headline sits above its long stack dump: quote it even when it left the tail.
+    const tailStart = Math.max(0, lines.length - 40);
+    const headlines = lines.slice(0, tailStart).filter((line) => CONSOLE_HEADLINE.test(line));
+    const console = [...headlines, ...(headlines.length ? ['[…]'] : []), ...lines.slice(tailStart)].join('\n').trim();
     return [console && `console:\n${console}`, this.qemuStderr.trim() && `qemu stderr:\n${this.qemuStderr.trim()}`].filter(Boolean).join('\n');
   }
 
