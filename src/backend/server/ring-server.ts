@@ -17,6 +17,11 @@ const debug = createDebug('xpci:server');
 export const PARTIAL_FRAME_TIMEOUT_MS = 2000;
 /** How long a refused or closing peer gets to read its last frame before the stream is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * A frontend that reconnects right after its predecessor exited can be accepted in the same event
+ * loop turn that has yet to see the old stream's EOF; it waits this long before being called Busy.
+ */
+const BUSY_GRACE_MS = 100;
 
 export interface Admission {
   allowed: boolean;
@@ -74,9 +79,9 @@ export class RingServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private accept(socket: Socket): void {
-    socket.on('error', (error) => debug('frontend socket error: %s', error.message));
-    if (this.closing) {
+  private accept(socket: Socket, waitedForPredecessor = false): void {
+    if (!waitedForPredecessor) socket.on('error', (error) => debug('frontend socket error: %s', error.message));
+    if (this.closing || socket.destroyed) {
       socket.destroy();
       return;
     }
@@ -87,6 +92,10 @@ export class RingServer {
     if (!admission.allowed) {
       this.options.warn(`refused a frontend: ${admission.reason}`);
       refuse(socket, ErrorCode.PermissionDenied, admission.reason);
+      return;
+    }
+    if (this.active && !waitedForPredecessor) {
+      setTimeout(() => this.accept(socket, true), BUSY_GRACE_MS).unref();
       return;
     }
     if (this.active) {
