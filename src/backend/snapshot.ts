@@ -16,6 +16,7 @@ import type { BarInfo } from '../pci/device-info.js';
 import { readDevice } from '../pci/discovery.js';
 import { configPath, deviceDir, pciDevicesDir, pciDriversDir } from '../pci/sysfs-paths.js';
 import { native } from '../native/binding.js';
+import { STUB_DRIVER } from './lifecycle/driver-binding.js';
 import { LifecycleError } from './lifecycle/errors.js';
 
 /** Identity attributes discovery and `lspci` read besides `config`. */
@@ -59,7 +60,9 @@ export function snapshotDevice(options: SnapshotOptions): SnapshotResult {
   const bdf = formatAddress(address);
   const source = deviceDir(sysfsRoot, address);
   const info = readDevice(sysfsRoot, address);
-  if (options.withBars && info.driver !== null) {
+  // pci-stub claims no BAR regions, so a seized device's BARs can be read (the kernel refuses the
+  // mmap of a BAR a real driver claimed anyway); any other driver owns its BARs.
+  if (options.withBars && info.driver !== null && info.driver !== STUB_DRIVER) {
     throw new LifecycleError(`${bdf} is bound to driver ${info.driver}: its BARs belong to that driver, so --with-bars is refused; seize it first (xpci assignable-add ${bdf}) or snapshot without --with-bars`);
   }
   const link = join(pciDevicesDir(outDir), bdf);

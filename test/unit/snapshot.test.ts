@@ -98,6 +98,20 @@ describe('xpci snapshot', () => {
     }
   });
 
+  test('--with-bars works on a device seized onto pci-stub, which claims no BAR regions', { skip: !addonBuilt() && 'native addon not built' }, () => {
+    const tree = createFixtureTree([{ address: EDU, config: eduConfig, bars, driver: 'pci-stub' }]);
+    const s = scratch();
+    try {
+      fill(join(tree.deviceDir(EDU), 'resource0'), 0, [0x00, 0x00, 0xed, 0x01]);
+      const result = snapshotDevice({ sysfsRoot: tree.root, address: parseAddress(EDU), outDir: s.out, withBars: true });
+      assert.ok(result.bars.every((b) => b.captured));
+      assert.deepEqual(readFileSync(join(s.out, 'bus', 'pci', 'devices', EDU, 'resource0')), readFileSync(join(tree.deviceDir(EDU), 'resource0')));
+    } finally {
+      s.done();
+      tree.cleanup();
+    }
+  });
+
   test('--with-bars is refused for a device a driver owns; an existing snapshot is not overwritten; absent device', () => {
     const tree = createFixtureTree([{ address: EDU, config: eduConfig, bars, driver: 'edu' }]);
     const s = scratch();

@@ -23,13 +23,16 @@ type ListArgs = Omit<DeviceArgs, 'bdf'>;
 
 function commonOptions<T>(yargs: Argv<T>) {
   return yargs
-    .option('sysfs-root', { type: 'string', default: DEFAULT_SYSFS_ROOT, describe: 'folder that contains bus/pci/devices/' })
-    .option('state-dir', { type: 'string', describe: 'where seized devices are recorded (default $XPCI_STATE_DIR, else /run/xpci)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' });
+    .option('sysfs-root', { type: 'string', default: DEFAULT_SYSFS_ROOT, describe: 'folder that contains bus/pci/ (devices/, drivers/, drivers_probe); a fixture tree in tests' })
+    .option('state-dir', {
+      type: 'string',
+      describe: "state directory: records of seized devices (assignable/) and export locks (locks/); use the one 'xpci export' uses (default $XPCI_STATE_DIR, else /run/xpci)",
+    })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (fields below) instead of text' });
 }
 
 function deviceOptions<T>(yargs: Argv<T>) {
-  return commonOptions(yargs).positional('bdf', { type: 'string', array: true, demandOption: true, describe: 'PCI address [DDDD:]BB:DD.F' });
+  return commonOptions(yargs).positional('bdf', { type: 'string', array: true, demandOption: true, describe: 'host PCI functions, [DDDD:]BB:DD.F (hex; domain 0000 when omitted)' });
 }
 
 function describeOutcome(o: AssignableOutcome): string {
@@ -65,21 +68,120 @@ function run(args: DeviceArgs, operation: typeof assignableAdd): void {
 export const assignableAddCommand: CommandModule<object, DeviceArgs> = {
   command: 'assignable-add <bdf..>',
   describe: 'seize devices from their host drivers onto pci-stub (original driver remembered)',
-  builder: (yargs) => deviceOptions(yargs) as unknown as Argv<DeviceArgs>,
+  builder: (yargs) => deviceOptions(yargs)
+    .usage([
+      'xpci assignable-add [--sysfs-root DIR] [--state-dir DIR] [--json] BDF...',
+      '',
+      'Takes host PCI functions away from their host drivers and parks them on pci-stub, so that '
+        + "'xpci export' can serve them with full access; like 'xl pci-assignable-add'. Run it on the host, "
+        + 'as root. For each function it first records the driver bound now (STATE-DIR/assignable/BDF.json), '
+        + 'then sets driver_override to pci-stub, unbinds the host driver and re-probes; pci-stub is loaded '
+        + "with modprobe when missing. 'xpci assignable-remove' gives the functions back.",
+      '',
+      'DANGER: this unbinds host drivers. A disk controller, network card or GPU the host is using is gone '
+        + 'from the host at once, with its file systems, links or display: never run it on a device the host '
+        + "needs. 'xpci list' shows which driver owns each device.",
+    ].join('\n'))
+    .example('xpci assignable-add 06:01.0', 'park one function on pci-stub, remembering its driver')
+    .example('xpci assignable-add 06:01.0 06:01.1', 'the functions of one slot (or IOMMU group) together')
+    .example('xpci assignable-add --json 0000:06:01.0', 'the outcome as one JSON object')
+    .epilogue([
+      'REFUSED, NOTHING CHANGED',
+      '  Bridges (their owner controls every device behind them), and any function whose IOMMU group (or, '
+        + 'without IOMMU groups, whose slot) has other functions in host use not named in the same command: '
+        + 'functions that can reach each other by DMA leave the host together.',
+      '',
+      'ORDER AND FAILURES',
+      '  Functions are handled slot by slot, function 0 of each slot last. At the first failure the rest are '
+        + 'not attempted, and every outcome is printed before the error. Every step is idempotent: running the '
+        + 'command again finishes an interrupted run, and a function already held is left alone. A function '
+        + "locked by a running 'xpci export' fails: it is never pulled away from a live backend.",
+      '',
+      'OUTPUT',
+      "  One line 'BDF: OUTCOME' per function, each followed by its notes as indented 'note:' lines:",
+      "    seized: ORIG -> pci-stub  \twas on ORIG ('no driver': none), now on pci-stub",
+      '    already held on pci-stub (...)  \tnothing to do; (...) names the original driver',
+      '    FAILED  \tthe reason follows as a note and on stderr',
+      '    not attempted (an earlier device failed)  \tnothing was done to it',
+      '  --json: {"devices": [{bdf, action (seized|already-held|failed|not-attempted), originalDriver, '
+        + 'driver (bound now), notes}]}.',
+      '',
+      'Exit status: 0 every function seized or already held; 1 a function is absent or refused, pci-stub is '
+        + 'unavailable, permission denied (not root), a function is locked by a running export or did not '
+        + 'bind to pci-stub; 2 bad BDF or option.',
+    ].join('\n')) as unknown as Argv<DeviceArgs>,
   handler: (args) => run(args, assignableAdd),
 };
 
 export const assignableRemoveCommand: CommandModule<object, DeviceArgs> = {
   command: 'assignable-remove <bdf..>',
   describe: 'give seized devices back to their original drivers',
-  builder: (yargs) => deviceOptions(yargs) as unknown as Argv<DeviceArgs>,
+  builder: (yargs) => deviceOptions(yargs)
+    .usage([
+      'xpci assignable-remove [--sysfs-root DIR] [--state-dir DIR] [--json] BDF...',
+      '',
+      "Gives functions that 'xpci assignable-add' seized back to the host, like 'xl pci-assignable-remove'. "
+        + 'Run it on the host, as root, once no export uses them. For each function it clears '
+        + 'driver_override, unbinds pci-stub, re-probes, checks that the driver recorded at seize time took '
+        + 'the function, and then forgets the record. A function neither on pci-stub nor recorded is left alone.',
+      '',
+      'The host driver takes the device over again. A function a running export holds is refused (its lock): '
+        + "stop the export, or 'xpci detach' the function, first. Careful: a function on pci-stub is released "
+        + 'even without an xpci record (parked there by another tool), and then goes to whichever host driver '
+        + 'claims it.',
+    ].join('\n'))
+    .example('xpci assignable-remove 06:01.0', 'back to the driver it had before assignable-add')
+    .example('xpci assignable-remove 06:01.0 06:01.1', 'a whole slot')
+    .example('xpci assignable-remove --json 0000:06:01.0', 'the outcome as one JSON object')
+    .epilogue([
+      'ORDER AND FAILURES',
+      '  The reverse of assignable-add: function 0 of each slot first. At the first failure the rest are not '
+        + 'attempted, and every outcome is printed before the error. When the original driver does not bind '
+        + '(its module is not loaded), the record is kept: modprobe the driver and run the command again. A '
+        + 'function that is already back on a host driver only has its record forgotten.',
+      '',
+      'OUTPUT',
+      "  One line 'BDF: OUTCOME' per function, each followed by its notes as indented 'note:' lines:",
+      '    released: now DRIVER (original driver: ORIG)  \tDRIVER is what bound after the re-probe',
+      '    not held by xpci (driver: DRIVER)  \tnothing to do',
+      '    FAILED  \tthe reason follows as a note and on stderr',
+      '    not attempted (an earlier device failed)  \tnothing was done to it',
+      '  --json: {"devices": [{bdf, action (released|not-held|failed|not-attempted), originalDriver, '
+        + 'driver (bound now), notes}]}.',
+      '',
+      'Exit status: 0 every function released or not held; 1 a function is absent, locked by a running '
+        + 'export or not on its original driver after the re-probe, or permission denied (not root); '
+        + '2 bad BDF or option.',
+    ].join('\n')) as unknown as Argv<DeviceArgs>,
   handler: (args) => run(args, assignableRemove),
 };
 
 export const assignableListCommand: CommandModule<object, ListArgs> = {
   command: 'assignable-list',
   describe: 'list devices held by xpci, with their original drivers',
-  builder: (yargs) => commonOptions(yargs) as unknown as Argv<ListArgs>,
+  builder: (yargs) => commonOptions(yargs)
+    .usage([
+      'xpci assignable-list [--state-dir DIR] [--sysfs-root DIR] [--json]',
+      '',
+      "Lists the functions that 'xpci assignable-add' seized and 'xpci assignable-remove' has not given "
+        + 'back, from the records in STATE-DIR/assignable/, with the driver each is bound to now and the '
+        + 'driver it came from. Safe anywhere: it only reads, and creates nothing. The state directory is '
+        + 'mode 0700, so reading the default one normally needs root.',
+    ].join('\n'))
+    .example('xpci assignable-list', 'what xpci holds, per /run/xpci (or $XPCI_STATE_DIR)')
+    .example('xpci assignable-list --json', 'the same as one JSON object')
+    .example('xpci assignable-list --state-dir /tmp/xpci-state', 'the records of a test run')
+    .epilogue([
+      'OUTPUT',
+      "  One line per function, by BDF: 'BDF  driver DRIVER  original ORIG  since TIME', TIME being when it "
+        + 'was seized (ISO 8601) and (none) standing for no driver. A driver other than pci-stub means '
+        + "something rebound the function since. With nothing held: 'no devices held by xpci (state directory DIR)'.",
+      '  --json: {"stateDir": DIR, "devices": [{bdf, originalDriver, driver (bound now), since, sysfsRoot}]}, '
+        + 'sysfsRoot being the root the function was seized under.',
+      '',
+      'Exit status: 0 success, also when nothing is held; 1 the state directory or a record cannot be read; '
+        + '2 bad option.',
+    ].join('\n')) as unknown as Argv<ListArgs>,
   handler: (args) => {
     const stateDir = resolveStateDir(args['state-dir']);
     const held = assignableList(stateDir, args['sysfs-root']);

@@ -59,14 +59,49 @@ export const lspciCommand: CommandModule<object, LspciArgs> = {
   command: 'lspci',
   describe: 'list the devices behind a backend like lspci (pcifront-style scan of its roots)',
   builder: (yargs) => frontendOptions(yargs
-    .option('s', { type: 'string', describe: 'select devices: [[[domain]:][bus]:][slot][.[func]]' })
-    .option('d', { type: 'string', describe: 'select devices by id: [vendor]:[device][:class[:prog-if]]' })
-    .option('n', { type: 'count', describe: 'numeric ids (-nn: names and numbers)' })
-    .option('v', { type: 'count', describe: 'verbose: subsystem, flags, regions, capabilities' })
-    .option('x', { type: 'count', describe: 'hex dump: -x header, -xxx 256 bytes, -xxxx 4096 bytes' })
-    .option('D', { type: 'boolean', default: false, describe: 'always show the PCI domain' })
-    .option('i', { type: 'string', describe: 'pci.ids file to take names from' })
-    .option('json', { type: 'boolean', default: false, describe: 'print a JSON array; config bytes as hex with a dump flag' })) as unknown as Argv<LspciArgs>,
+    .usage([
+      'xpci lspci [--connect PATH] [-s SEL] [-d VEN:DEV] [-n|-nn] [-v] [-x|-xxx|-xxxx] [-D] [--json]',
+      '',
+      "Lists the PCI functions that a backend ('xpci export') serves, as lspci lists local ones, under "
+        + 'the addresses the frontend sees. This is the frontend side: run it in the guest (--connect '
+        + '/dev/virtio-ports/xpci.0) or on the host against the backend\'s socket. It needs no root, only '
+        + 'permission to open that socket or device: the backend admits root and whoever its '
+        + '--allow-uid/--allow-gid name. Functions are found as pcifront finds them, by scanning every bus '
+        + 'the backend publishes; -s and -d then filter them.',
+      '',
+      'Safe: only config-space reads are sent. Nothing is written and BARs are never touched, so it also '
+        + 'works against a --read-only export.',
+    ].join('\n'))
+    .option('s', { type: 'string', describe: 'only functions in these slots: [[[domain]:][bus]:][slot][.[func]] (hex; empty or * = any)' })
+    .option('d', { type: 'string', describe: 'only functions with these ids: [vendor]:[device][:class[:prog-if]] (hex; empty or * = any; an x digit in the class = any)' })
+    .option('n', { type: 'count', describe: 'ids as numbers (-n), or names followed by [numbers] (-nn)' })
+    .option('v', { type: 'count', describe: 'verbose: subsystem, prog-if, flags, regions, expansion ROM, capabilities (-vv shows nothing more)' })
+    .option('x', { type: 'count', describe: 'hex dump after each function: -x the header (64 bytes, 128 for CardBus), -xxx 256 bytes, -xxxx 4096 bytes when the function has them' })
+    .option('D', { type: 'boolean', default: false, describe: 'always show the domain (otherwise shown only when a listed function has a non-zero one)' })
+    .option('i', { type: 'string', describe: 'pci.ids file to take names from (default: as libpci, /usr/share/misc/pci.ids[.gz], then /usr/share/hwdata/pci.ids, /usr/share/pci.ids)' })
+    .option('json', { type: 'boolean', default: false, describe: "print one line, a JSON array of the functions (fields below), instead of lspci's text" })
+    .example('xpci lspci', 'every function the backend at $XPCI_SOCKET (else /run/xpci/xpci.sock) serves')
+    .example('xpci lspci --connect /dev/virtio-ports/xpci.0', 'from inside a guest, over its virtio-serial port')
+    .example('xpci lspci -s 00:01.0 -vv -nn', 'one function in detail, with [vendor:device] ids')
+    .example('xpci lspci -xxx > dump.txt', "256-byte dumps; 'lspci -F dump.txt -vv' decodes them")
+    .epilogue([
+      'OUTPUT',
+      "  lspci's format, from the same formatter as 'xpci list'. Hex dumps are byte for byte lspci's -x "
+        + "format, so a saved dump decodes with 'lspci -F FILE'. Names come from pci.ids; without a readable "
+        + 'pci.ids, or for ids it does not name, numbers are printed, as lspci does.',
+      '',
+      '  --json prints address (the frontend BDF), vendor, device, class (24 bits), revision and configSize as '
+        + 'numbers; bars as the backend describes them [{index, kind, is64, prefetchable, size}]; and, with '
+        + '-x/-xxx/-xxxx, config: the dumped bytes as one hex string. Names, -n, -v and -D do not apply.',
+      '',
+      'READS',
+      '  As lspci, it reads no more config space than it shows: the header (64 bytes, 128 for CardBus) by '
+        + 'default and for -x, 256 bytes for -xxx, everything for -xxxx and for -v. Reads past the header '
+        + 'can have side effects on a few devices.',
+      '',
+      'Exit status: 0 success, also when -s/-d match nothing (no output, or [] with --json); 1 no backend at '
+        + 'the path, the backend refused the session, or a request failed; 2 bad selector or option.',
+    ].join('\n'))) as unknown as Argv<LspciArgs>,
   handler: async (args) => {
     const matches = parseSelection(args.s, args.d);
     const names: NameMode = args.n >= 2 ? 'mixed' : args.n === 1 ? 'numeric' : 'names';
