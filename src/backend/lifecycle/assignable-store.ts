@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAddress, formatAddress } from '../../pci/address.js';
-import { writeFileAtomic, syncDirectory } from './atomic-file.js';
+import { readFileIfExists, writeFileAtomic, syncDirectory } from './atomic-file.js';
 import { LifecycleError } from './errors.js';
 import { assignableDir, ensureStateDir } from './state-dir.js';
 
@@ -50,13 +50,8 @@ function parseRecord(path: string, text: string): AssignableRecord {
 
 export function readRecord(stateDir: string, bdf: string): AssignableRecord | null {
   const path = recordPath(stateDir, bdf);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = readFileIfExists(path);
+  if (text === null) return null;
   return parseRecord(path, text);
 }
 

@@ -2,7 +2,7 @@
  * Crash-safe small files: write a temporary file beside the target, fsync it, rename it over the
  * target, fsync the directory. A reader sees the old content or the new one, never a torn write.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
@@ -27,5 +27,15 @@ export function syncDirectory(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The file's text, or null when it does not exist (a record or lock that was never written). */
+export function readFileIfExists(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
+import { readFileIfExists } from './atomic-file.js';
 import { LifecycleError } from './errors.js';
 import { ensureStateDir, locksDir } from './state-dir.js';
 import { processStartTime, processState } from './process-identity.js';
@@ -73,13 +74,8 @@ export interface LockInspection {
 /** Who holds the lock of `device`, without taking it; null when it is free. */
 export function inspectDeviceLock(stateDir: string, device: string | PciAddress): LockInspection | null {
   const path = deviceLockPath(stateDir, normalise(device));
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = readFileIfExists(path);
+  if (text === null) return null;
   const holder = parseHolder(text);
   if (!holder) return { holder: null, state: 'unreadable', raw: text };
   return { holder, state: processState(holder.pid, holder.startTime), raw: text };
