@@ -23,9 +23,15 @@ export function frontendOptions<T>(yargs: Argv<T>): Argv<T & FrontendArgs> {
   return yargs
     .option('connect', {
       type: 'string',
-      describe: 'backend socket, or a character device such as /dev/virtio-ports/xpci.0 (default: $XPCI_SOCKET, else /run/xpci/xpci.sock)',
+      describe: "the backend: the Unix socket 'xpci export' listens on (its --socket), or in a guest the virtio-serial "
+        + 'port wired to it, e.g. /dev/virtio-ports/xpci.0 (default $XPCI_SOCKET, else /run/xpci/xpci.sock)',
     })
-    .option('verbose-request', { type: 'boolean', default: false, describe: 'log every request and its result on stderr' }) as Argv<T & FrontendArgs>;
+    .option('verbose-request', {
+      type: 'boolean',
+      default: false,
+      describe: "log every request sent (the bus scan's probes included) with its result or error on stderr, one "
+        + "'xpci:request #ID ...' line each; IDs match the backend's --verbose-request lines",
+    }) as Argv<T & FrontendArgs>;
 }
 
 /** Run `body` with a connected client and always close it afterwards. */

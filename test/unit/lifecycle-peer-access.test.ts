@@ -19,6 +19,15 @@ describe('peer access policy', () => {
     assert.equal(decision.reason, 'uid 0 (root)');
   });
 
+  test("the backend's own user is admitted (it owns the 0600 socket); another user is not", () => {
+    const none = { allowUids: [], allowGids: [] };
+    const own = decidePeerAccess(peer(1500, 1500), none, noGroups, 1500);
+    assert.deepEqual([own.allowed, own.reason], [true, 'uid 1500 runs this backend']);
+    const other = decidePeerAccess(peer(1501, 1500), none, noGroups, 1500);
+    assert.equal(other.allowed, false);
+    assert.match(other.reason, /admits root; uid 1500 \(this backend's user\) \(widen/);
+  });
+
   test('uid, primary gid and supplementary groups admit; anything else is refused with who and why', () => {
     const policy = { allowUids: [1000], allowGids: [27] };
     assert.equal(decidePeerAccess(peer(1000, 1000), policy, noGroups).reason, 'uid 1000 is allowed');

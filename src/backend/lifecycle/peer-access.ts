@@ -1,7 +1,8 @@
 /**
  * Who may talk to a backend: the peer's credentials come from SO_PEERCRED (the addon), taken by the
- * kernel at connect time, so a client cannot lie about them. Root is always admitted; others only
- * when their uid, primary gid or one of their supplementary groups is allowed.
+ * kernel at connect time, so a client cannot lie about them. Root and the backend's own user are
+ * always admitted (they own the 0600 socket anyway); others only when their uid, primary gid or one
+ * of their supplementary groups is allowed.
  */
 import { readFileSync } from 'node:fs';
 import { native, type PeerCredentials } from '../../native/binding.js';
@@ -40,17 +41,19 @@ export function decidePeerAccess(
   credentials: PeerCredentials,
   policy: PeerPolicy,
   groupsOf: (pid: number) => number[] = supplementaryGroups,
+  ownUid: number | undefined = process.getuid?.(),
 ): PeerDecision {
   const { uid, gid } = credentials;
   const admit = (reason: string): PeerDecision => ({ allowed: true, credentials, reason });
   if (uid === 0) return admit('uid 0 (root)');
+  if (uid === ownUid) return admit(`uid ${uid} runs this backend`);
   if (policy.allowUids.includes(uid)) return admit(`uid ${uid} is allowed`);
   if (policy.allowGids.includes(gid)) return admit(`primary gid ${gid} is allowed`);
   const groups = policy.allowGids.length > 0 ? groupsOf(credentials.pid) : [];
   const shared = groups.find((g) => policy.allowGids.includes(g));
   if (shared !== undefined) return admit(`supplementary group ${shared} is allowed`);
   const admitted = [
-    'root',
+    ownUid === undefined || ownUid === 0 ? 'root' : `root; uid ${ownUid} (this backend's user)`,
     ...(policy.allowUids.length > 0 ? [`uid ${policy.allowUids.join(', ')}`] : []),
     ...(policy.allowGids.length > 0 ? [`gid ${policy.allowGids.join(', ')}`] : []),
   ].join('; ');

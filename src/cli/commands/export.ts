@@ -180,72 +180,87 @@ function announceReady(options: BackendOptions & { json: boolean }, mapping: Map
 
 export const exportCommand: CommandModule<object, ExportArgs> = {
   command: 'export [devices..]',
-  describe: 'Export host PCI functions to a frontend over a Unix-socket ring (the backend)',
+  describe: 'export host PCI functions to a frontend over a Unix-socket ring (the backend)',
   builder: (yargs: Argv<object>) =>
     yargs
-      .usage(`xpci export [options] <BDF[:permissive]>...
-
-Export host PCI functions to one frontend (xpci lspci/setpci/bar, or the frontend library in a
-test VM) over a Unix-socket request ring, until SIGINT/SIGTERM. Each BDF is [DDDD:]BB:DD.F;
-append :permissive to let that device's unlisted config writes reach the hardware.
-
-MODES
-  vpci (default)  One virtual bus 0000:00 with 32 slots, as Xen pciback: devices take slots in
-                  export order; functions of one physical slot share a slot and keep their function
-                  numbers (exporting only 06:01.2 gives 00:00.2); host addresses are not revealed.
-                  A 33rd slot is refused for that device only.
-  passthrough     Frontend addresses are the host addresses; the roots to scan are each device's
-                  domain:bus.
-  Bridges (class 06xx) are never exported in either mode.
-
-SAFETY
-  A device bound to a host driver is refused (bind it to pci-stub first with 'xpci assignable-add
-  BDF') unless --read-only: then the frontend may read config space only, and nothing is reset.
-  Each device is locked in the state directory: a second backend exporting it is refused with the
-  holder's pid; a lock left by a dead backend is cleared.
-
-ACCESS
-  The socket is created mode 0600 (root only) and removed on exit; a stale socket with no listener
-  is replaced, a live one is an error. --allow-gid G (alone, once) makes it 0660 with group G; any
-  other --allow-uid/--allow-gid makes it 0666. Either way every peer's SO_PEERCRED credentials are
-  checked before any op, and a refused peer gets PermissionDenied. Root is always admitted.
-  Hot-plug control (xpci attach/detach) uses <socket>.ctl, always 0600 and root only.
-
-RESET
-  Where the device has a sysfs reset file, a writable export resets it before handing it out and
-  after taking it back (after restoring the registers the frontend changed). Turn either off with
-  --no-reset-on-export / --no-reset-on-release. A --read-only export never resets.
-
-CONFIG FILE
-  --config FILE (JSON: devices, mode, socket, permissive, readOnly, allowUids, allowGids, stateDir,
-  sysfsRoot, reset) is read first; command-line options override its settings, and devices and
-  allow lists from both are merged.
-
-OUTPUT
-  The mapping table (host BDF -> frontend BDF), then 'ready: listening on PATH'. With --json: one
-  line {"socket","mode","devices":[{"host","guest"}]} once listening and, at shutdown, one line
-  {"shutdown": reason, "devices": [{"host","guest","permissive","denials":[...]}]}.
-  Exit status 0 after a clean shutdown, 1 when nothing could be exported or the socket is in use,
-  2 for bad usage.`)
-      .positional('devices', { type: 'string', array: true, describe: 'host functions to export: BDF or BDF:permissive' })
-      .option('mode', { type: 'string', describe: 'vpci (virtual bus, default) or passthrough (host addresses)' })
-      .option('socket', { type: 'string', describe: 'ring socket path (default $XPCI_SOCKET, else /run/xpci/xpci.sock)' })
-      .option('read-only', { type: 'boolean', describe: 'config reads only: no config writes, no BAR access; allows devices bound to host drivers' })
-      .option('permissive', { type: 'boolean', describe: 'let unlisted config writes of every device reach the hardware' })
-      .option('verbose-request', { type: 'boolean', describe: 'log every request and its result on stderr (as DEBUG=xpci:request)' })
-      .option('sysfs-root', { type: 'string', describe: 'folder containing bus/pci/devices (default /sys); a fixture tree for tests' })
-      .option('state-dir', { type: 'string', describe: 'locks and records (default $XPCI_STATE_DIR, else /run/xpci)' })
-      .option('json', { type: 'boolean', describe: 'machine-readable start and shutdown lines' })
-      .option('allow-uid', { type: 'string', array: true, describe: 'also admit this numeric uid (repeatable)' })
-      .option('allow-gid', { type: 'string', array: true, describe: 'also admit this numeric gid (repeatable)' })
-      .option('reset-on-export', { type: 'boolean', describe: 'reset through sysfs before exporting (default on; --no-reset-on-export)' })
-      .option('reset-on-release', { type: 'boolean', describe: 'reset through sysfs after release (default on; --no-reset-on-release)' })
-      .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down when the frontend disconnects' })
-      .option('config', { type: 'string', describe: 'JSON config file; command-line options override it' })
-      .example('xpci export --read-only 00:03.0', 'serve a host device read-only on /run/xpci/xpci.sock')
-      .example('xpci assignable-add 06:01.0 && xpci export 06:01.0 06:01.1', 'seize a two-function device and export it as 00:00.0/00:00.1')
-      .example('xpci export --mode passthrough --socket /tmp/x.sock 06:01.0:permissive', 'host addresses, one permissive device')
-      .example('xpci export --sysfs-root ./snapshot --socket /tmp/x.sock 00:05.0', 'serve a fixture tree (tests, CI)')
-      .example('xpci export --config /etc/xpci/export.json --json', 'persistent export from a config file'),
+      .usage([
+        'xpci export [--mode vpci|passthrough] [--socket PATH] [--read-only] [options] BDF[:permissive]...',
+        'xpci export --config FILE [options] [BDF[:permissive]...]',
+        '',
+        'The backend side. Exports host PCI functions to one frontend at a time (xpci lspci/setpci/bar, '
+          + 'or the frontend library in a test VM) over a Unix-socket request ring, and serves them until '
+          + 'SIGINT/SIGTERM. Run it on the host that has the devices, normally as root: a writable export '
+          + 'opens config space for writing and maps the BARs the frontend uses, and the default socket and '
+          + 'state directory are in /run/xpci. Each BDF is [DDDD:]BB:DD.F (hex; domain 0000 when omitted); append :permissive '
+          + "to let that device's unlisted config writes reach the hardware. Devices may also come from "
+          + '--config; at least one is needed.',
+      ].join('\n'))
+      .positional('devices', { type: 'string', array: true, describe: 'host functions to export: BDF or BDF:permissive, [DDDD:]BB:DD.F (hex)' })
+      .option('mode', { type: 'string', describe: 'vpci: one virtual bus 0000:00, host addresses hidden (default); passthrough: the frontend sees host addresses' })
+      .option('socket', { type: 'string', describe: 'ring socket to create; hot-plug control uses PATH.ctl (default $XPCI_SOCKET, else /run/xpci/xpci.sock)' })
+      .option('read-only', { type: 'boolean', describe: 'config reads only: every config write and BAR access is refused, nothing is reset; allows devices bound to host drivers' })
+      .option('permissive', { type: 'boolean', describe: 'for every device, let config writes the policy refuses by default reach the hardware: unlisted registers, command bits beyond decode and bus master, clearing status error bits (BDF:permissive does it for one device)' })
+      .option('verbose-request', { type: 'boolean', describe: "log every frontend request and its result on stderr, one 'xpci:request' line each (as DEBUG=xpci:request)" })
+      .option('sysfs-root', { type: 'string', describe: 'folder that contains bus/pci/devices/ (default /sys); a fixture tree for tests (xpci snapshot makes one)' })
+      .option('state-dir', { type: 'string', describe: "where per-device export locks are kept (locks/); use the one the assignable-* commands use (default $XPCI_STATE_DIR, else /run/xpci)" })
+      .option('json', { type: 'boolean', describe: 'print one JSON line when listening and one at shutdown (fields below) instead of text' })
+      .option('allow-uid', { type: 'string', array: true, describe: 'also admit peers with this numeric uid (repeatable; makes the socket 0666)' })
+      .option('allow-gid', { type: 'string', array: true, describe: 'also admit peers with this numeric gid, primary or supplementary (repeatable; one alone makes the socket 0660 with that group)' })
+      .option('reset-on-export', { type: 'boolean', describe: 'reset each device through its sysfs reset file before handing it out (default on; --no-reset-on-export)' })
+      .option('reset-on-release', { type: 'boolean', describe: 'reset each device through its sysfs reset file after taking it back (default on; --no-reset-on-release)' })
+      .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down (releasing every device) when the frontend disconnects' })
+      .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
+      .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')
+      .example('xpci export 06:01.0 06:01.1', 'a slot on pci-stub (xpci assignable-add first)')
+      .example('xpci export --mode passthrough 06:01.0:permissive', 'host addresses; unlisted writes reach it')
+      .example('xpci export --config /etc/xpci/export.json --json', 'persistent export, JSON status lines')
+      .epilogue([
+        'MODES',
+        '  vpci (default)  \tOne virtual bus 0000:00 with 32 slots, as Xen pciback: devices take slots in '
+          + 'export order; functions of one physical slot share a slot and keep their function numbers '
+          + '(exporting only 06:01.2 gives 00:00.2); host addresses are not revealed. A 33rd slot is '
+          + 'refused for that device only.',
+        "  passthrough  \tFrontend addresses are the host addresses; the roots to scan are each device's domain:bus.",
+        '  Bridges (class 06xx) are never exported in either mode.',
+        '',
+        'SAFETY',
+        "  A device bound to a host driver is refused (bind it to pci-stub first with 'xpci assignable-add "
+          + "BDF') unless --read-only: then the frontend may read config space only, and nothing is reset. "
+          + 'Each device is locked in the state directory: a second backend exporting it is refused with the '
+          + "holder's pid; a lock left by a dead backend is cleared.",
+        '  Frontend writes pass a per-register policy (docs/security.md): a write that would change a '
+          + 'refused bit is refused whole (AccessDenied, nothing applied), BARs never move, and decode '
+          + 'turned off by the frontend stays off only in its own view.',
+        '',
+        'ACCESS',
+        '  The socket is created mode 0600 (owned by the backend's user, normally root) and removed on exit; a stale socket with no listener '
+          + 'is replaced, a live one is an error. --allow-gid G (alone, once) makes it 0660 with group G; any '
+          + "other --allow-uid/--allow-gid makes it 0666. Either way every peer's SO_PEERCRED credentials are "
+          + 'checked before any op, and a refused peer gets PermissionDenied. Root and the backend's own user are always admitted. '
+          + 'Hot-plug control (xpci attach/detach) uses <socket>.ctl, always 0600 and root only.',
+        '',
+        'RESET',
+        '  Where the device has a sysfs reset file, a writable export resets it before handing it out and '
+          + 'after taking it back (after restoring the registers the frontend changed). Turn either off with '
+          + '--no-reset-on-export / --no-reset-on-release. A --read-only export never resets.',
+        '',
+        'CONFIG FILE',
+        '  --config FILE (JSON: devices, mode, socket, permissive, readOnly, allowUids, allowGids, stateDir, '
+          + 'sysfsRoot, reset) is read first; command-line options override its settings, and devices and '
+          + 'allow lists from both are merged.',
+        '',
+        'OUTPUT',
+        "  The mapping table (host BDF -> frontend BDF), then 'ready: listening on PATH (control: PATH.ctl)'; "
+          + "at shutdown 'shutdown (REASON): released N devices', followed by '; denied accesses: BDF COUNT, ...' "
+          + 'when the policy refused requests. A device that cannot be exported is reported on stderr and the '
+          + 'others are served.',
+        '  --json: one line {"socket","mode","devices":[{"host","guest"}]} (and "refused":[{"bdf","reason"}] '
+          + 'when some were) once listening and, at shutdown, one line {"shutdown": reason, "devices": '
+          + '[{"host","guest","permissive","denials":[...]}]}.',
+        '',
+        'Exit status: 0 after a clean shutdown (SIGINT/SIGTERM, or the frontend left with --exit-on-disconnect); '
+          + '1 no device could be exported, the socket is in use or cannot be created, or the config file is '
+          + 'unreadable or invalid; 2 bad usage: a bad BDF, --mode or id, an unknown option, or no device named.',
+      ].join('\n')),
   handler: (args) => run(args),
 };

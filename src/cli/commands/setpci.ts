@@ -100,14 +100,70 @@ export const setpciCommand: CommandModule<object, SetpciArgs> = {
   command: 'setpci <operations..>',
   describe: 'read or write config registers of devices behind a backend, in setpci syntax',
   builder: (yargs) => frontendOptions(yargs
-    .usage('xpci setpci [--connect PATH] -s SEL REG[+OFF][.b|.w|.l][=VALUE[:MASK][,VALUE...]]...\n\n'
-      + 'REG is a hex offset, a name (COMMAND, CACHE_LINE_SIZE, BASE_ADDRESS_0, ...), CAP_<name> or ECAP_<name> '
-      + '(relative to that capability, e.g. CAP_PM+4.w), or CAP<id>/ECAP<id>. Values and masks are hex.')
-    .positional('operations', { type: 'string', array: true, demandOption: true, describe: 'register reads and writes, executed in order' })
-    .option('s', { type: 'string', describe: 'select devices: [[[domain]:][bus]:][slot][.[func]]' })
-    .option('d', { type: 'string', describe: 'select devices by id: [vendor]:[device][:class]' })
-    .option('D', { type: 'boolean', default: false, describe: 'demo mode: do not write anything (setpci -D)' })
-    .option('v', { type: 'boolean', default: false, describe: 'trace each operation (setpci -v)' })) as unknown as Argv<SetpciArgs>,
+    .usage([
+      'xpci setpci [--connect PATH] [-D] [-v] {-s SEL | -d ID} REG[+OFF][.b|.w|.l][=VALUE[:MASK][,...]]...',
+      '',
+      "Reads and writes config registers of the PCI functions that a backend ('xpci export') serves, in "
+        + "setpci's syntax and with its output, under the addresses the frontend sees. This is the frontend "
+        + "side: run it in the guest (--connect /dev/virtio-ports/xpci.0) or on the host against the backend's "
+        + 'socket. It needs no root, only permission to open that socket or device: the backend admits root and '
+        + 'whoever its --allow-uid/--allow-gid name. -s and/or -d select the functions (at least one is '
+        + 'required); every operation runs, in order, on each selected function in turn.',
+      '',
+      "Writes reach the real device, but only through the backend's register policy: a write that would "
+        + 'change a bit the frontend does not control is refused whole (AccessDenied) and nothing is written, '
+        + 'and a --read-only export refuses every write. Reads show the backend\'s view: BARs at the '
+        + 'addresses it presents (virtual ones in vpci mode), decode bits as the frontend set them. -D shows '
+        + 'what would be written without writing.',
+    ].join('\n'))
+    .positional('operations', { type: 'string', array: true, demandOption: true, describe: 'register reads and writes (syntax below), run in order on each selected function' })
+    .option('s', { type: 'string', describe: 'functions in these slots: [[[domain]:][bus]:][slot][.[func]] (hex; empty or * = any)' })
+    .option('d', { type: 'string', describe: 'functions with these ids: [vendor]:[device][:class[:prog-if]] (hex; empty or * = any; an x digit in the class = any)' })
+    .option('D', { type: 'boolean', default: false, describe: 'demo mode, as setpci -D: send no writes (the reads that resolve names and masks still happen)' })
+    .option('v', { type: 'boolean', default: false, describe: 'print one line per operation, as setpci -v (see OUTPUT)' })
+    .example('xpci setpci -s 00:00.0 COMMAND', 'read the command register: 4 hex digits, e.g. 0006')
+    .example('xpci setpci -s 00:00.0 CACHE_LINE_SIZE=10', 'write one byte (cache line size reaches the hardware)')
+    .example('xpci setpci -s 00:00.0 COMMAND=0002:0002', "memory decode on, other bits kept (before 'xpci bar')")
+    .example('xpci setpci -v -d 8086: CAP_PM+4.w', 'PM control/status of every Intel function, traced')
+    .epilogue([
+      'OPERATIONS',
+      '  REG[+OFF][.b|.w|.l][@N][=VALUE[:MASK][,VALUE[:MASK]...]] as in setpci(8), all numbers hex:',
+      '    REG  \ta hex offset (give a width); a header register name as setpci --dumpregs lists it '
+        + '(COMMAND, STATUS, CACHE_LINE_SIZE, BASE_ADDRESS_0, ...), which brings its width; or a capability: '
+        + 'CAP_<name>/ECAP_<name> (CAP_PM, CAP_MSI, ECAP_AER, ...) or CAP<id>/ECAP<id>, found by walking the '
+        + "function's list (give a width; @N takes instance N, from 0)",
+      '    +OFF  \tadded to REG, e.g. CAP_PM+4.w',
+      '    .b .w .l  \t1, 2 or 4 bytes; the offset must be a multiple of the width',
+      '    =VALUE  \twrite; VALUE,VALUE,... writes consecutive registers of that width',
+      '    :MASK  \tchange only the bits of MASK: reads the register, writes (old & ~MASK) | VALUE',
+      '  Without =, the register is read. A name a function does not have (BASE_ADDRESS_2 on a bridge, a '
+        + "capability it lacks) fails for that function. To resolve names, each function's config space is read "
+        + 'first: 64 bytes, 256 with capability names, all of it with extended capability names.',
+      '',
+      'REFUSED BY THE BACKEND',
+      '  AccessDenied, naming the register and the reason, and nothing written: every write to a --read-only '
+        + 'export; a write that would change a bit the policy keeps from the frontend: identity fields, '
+        + 'capability headers, BARs '
+        + '(only sizing, all address bits set, and writing back the value read are accepted), MSI/MSI-X, power state, '
+        + 'LATENCY_TIMER, BIST; COMMAND bits other than I/O decode, memory decode and bus master, STATUS error '
+        + 'bits (write 1 to clear) and unlisted registers (PCI Express, vendor-specific, extended space) unless '
+        + 'the export is permissive. Writing back the value read is accepted, except to unlisted registers and '
+        + 'the VPD address (the write itself may be an action). Full table: docs/security.md.',
+      '  Clearing a decode bit in COMMAND changes only the frontend\'s view (the hardware keeps decoding); '
+        + "'xpci bar' is refused for that kind of BAR until it is set again.",
+      "  InvalidOffset: a register past the function's config space (256 bytes, 4096 for PCI Express).",
+      '',
+      'OUTPUT',
+      '  Each read prints the value on a line of its own, 2, 4 or 8 hex digits without 0x (e.g. 0006); writes '
+        + 'print nothing. With -v, as setpci -v: \'BDF @OFF = VALUE\' for a read, \'BDF @OFF VALUE...\' for a '
+        + "write, 'OLD->(VALUE:MASK)->NEW' for a masked one, with '(cap ID @BASE) ' before @ for a capability "
+        + 'register. At the first failure the lines so far are printed, then the error; the rest is not run.',
+      '',
+      'Exit status: 0 every operation done (also with -D); 1 no backend at the path, the backend refused the '
+        + 'session, -s/-d select no function, a function lacks a named register or capability, or a request '
+        + 'failed (AccessDenied, InvalidOffset, ...); 2 no -s/-d, or a bad selector, register, width, value, '
+        + 'mask or option (found before connecting).',
+    ].join('\n'))) as unknown as Argv<SetpciArgs>,
   handler: async (args) => {
     if (args.s === undefined && args.d === undefined) throw new UsageError('setpci: select the devices with -s (or -d)');
     const matches = parseSelection(args.s, args.d);
