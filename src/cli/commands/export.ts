@@ -233,10 +233,11 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           + 'turned off by the frontend stays off only in its own view.',
         '',
         'ACCESS',
-        '  The socket is created mode 0600 (owned by the backend's user, normally root) and removed on exit; a stale socket with no listener '
-          + 'is replaced, a live one is an error. --allow-gid G (alone, once) makes it 0660 with group G; any '
-          + "other --allow-uid/--allow-gid makes it 0666. Either way every peer's SO_PEERCRED credentials are "
-          + 'checked before any op, and a refused peer gets PermissionDenied. Root and the backend's own user are always admitted. '
+        "  The socket is created mode 0600 (owned by the backend's user, normally root) and removed on exit; "
+          + 'a stale socket with no listener is replaced, a live one is an error. --allow-gid G (alone, once) '
+          + "makes it 0660 with group G; any other --allow-uid/--allow-gid makes it 0666. Either way every peer's "
+          + 'SO_PEERCRED credentials are checked before any op, and a refused peer gets PermissionDenied. Root '
+          + "and the backend's own user are always admitted. "
           + 'Hot-plug control (xpci attach/detach) uses <socket>.ctl, always 0600 and root only.',
         '',
         'RESET',

@@ -39,16 +39,18 @@ async function snapshot(remote: RemoteDevice, args: LspciArgs): Promise<Uint8Arr
   return readConfigBytes(remote, PCI_CARDBUS_HEADER_SIZE);
 }
 
+const hex = (value: number, digits: number): string => value.toString(16).padStart(digits, '0');
 const toHex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
 function jsonEntry(device: LspciDevice, remote: RemoteDevice, dumpLevel: number): Record<string, unknown> {
   const identity = identityFromConfig(device.address, device.config);
+  // Ids as lowercase hex strings, the same shape as `xpci list --json`, so scripts treat both alike.
   return {
     address: formatAddress(device.address),
-    vendor: identity.vendor,
-    device: identity.device,
-    class: identity.classCode,
-    revision: identity.revision,
+    vendor: hex(identity.vendor, 4),
+    device: hex(identity.device, 4),
+    class: hex(identity.classCode, 6),
+    revision: hex(identity.revision, 2),
     configSize: remote.configSize,
     bars: remote.descriptor?.bars ?? [],
     ...(dumpLevel > 0 ? { config: toHex(device.config.subarray(0, hexDumpLength(device.config, dumpLevel, remote.configSize))) } : {}),
@@ -90,8 +92,8 @@ export const lspciCommand: CommandModule<object, LspciArgs> = {
         + "format, so a saved dump decodes with 'lspci -F FILE'. Names come from pci.ids; without a readable "
         + 'pci.ids, or for ids it does not name, numbers are printed, as lspci does.',
       '',
-      '  --json prints address (the frontend BDF), vendor, device, class (24 bits), revision and configSize as '
-        + 'numbers; bars as the backend describes them [{index, kind, is64, prefetchable, size}]; and, with '
+      '  --json prints address (the frontend BDF); vendor, device, class (6 digits) and revision as lowercase '
+        + 'hex strings, as xpci list --json does; configSize as a number; bars as the backend describes them [{index, kind, is64, prefetchable, size}]; and, with '
         + '-x/-xxx/-xxxx, config: the dumped bytes as one hex string. Names, -n, -v and -D do not apply.',
       '',
       'READS',
