@@ -44,6 +44,8 @@ export interface PciDeviceInfo {
   iommuGroup: number | null;
   /** sysfs `reset` exists */
   hasReset: boolean;
+  /** An SR-IOV virtual function (it has a `physfn` link): vPCI gives a VF at function 0 a slot of its own. */
+  isVirtualFunction: boolean;
   /** absolute path of the device's sysfs directory */
   sysfsPath: string;
 }

@@ -113,6 +113,7 @@ function describe(sysfsRoot: string, address: PciAddress): PciDeviceInfo {
     rom,
     iommuGroup: group !== null && /^\d+$/.test(group) ? Number(group) : null,
     hasReset: existsSync(join(dir, 'reset')),
+    isVirtualFunction: linkTarget(join(dir, 'physfn')) !== null,
     sysfsPath: resolve(dir),
   };
 }

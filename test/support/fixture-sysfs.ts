@@ -17,6 +17,8 @@ export interface FixtureDeviceSpec {
   rom?: { start: number; size: number };
   driver?: string | null;
   iommuGroup?: number;
+  /** SR-IOV: this function is a VF of the given PF ("0000:06:00.0") -> a `physfn` link */
+  physfn?: string;
   reset?: boolean;
 }
 
@@ -186,6 +188,7 @@ function writeDevice(root: string, spec: FixtureDeviceSpec): void {
     symlinkSync(join('..', '..', '..', 'kernel', 'iommu_groups', String(spec.iommuGroup)), join(realDir, 'iommu_group'));
   }
   if (spec.reset) writeFileSync(join(realDir, 'reset'), '');
+  if (spec.physfn) symlinkSync(join('..', spec.physfn), join(realDir, 'physfn'));
 }
 
 /** Build a tree under `dir` (default: a fresh temp directory, removed by cleanup()). */

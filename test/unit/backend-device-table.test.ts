@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress, packAddress, parseAddress, type PciAddress } from '../../src/pci/address.js';
-import { DeviceTable, PlacementError, VPCI_SLOTS } from '../../src/backend/server/device-table.js';
+import { DeviceTable, PlacementError, VPCI_SLOTS, type TableEntry } from '../../src/backend/server/device-table.js';
 import { announcementOrder } from '../../src/backend/server/export-reconciler.js';
 
 const a = parseAddress;
@@ -31,6 +31,25 @@ describe('vPCI numbering (pciback rules)', () => {
     assert.equal(placed.get('00:07.0'), '0000:00:01.0');
     assert.equal(placed.get('00:05.0'), '0000:00:00.0');
     assert.equal(placed.get('00:05.3'), '0000:00:00.3');
+  });
+
+  test('an SR-IOV VF at function 0 gets a slot of its own, and no slot-mate joins it', () => {
+    const table = new DeviceTable<string>('vpci');
+    const place = (bdf: string, virtualFunction: boolean): string => {
+      const guest = table.place(a(bdf), { virtualFunction });
+      table.insert(a(bdf), guest, bdf, { virtualFunction });
+      return formatAddress(guest);
+    };
+    assert.equal(place('07:10.0', true), '0000:00:00.0');
+    // VFs 07:10.1 and 07:10.2 share a physical slot with the VF at function 0 but are not its functions.
+    assert.equal(place('07:10.1', true), '0000:00:01.1');
+    assert.equal(place('07:10.2', true), '0000:00:01.2');
+    // A VF that is not at function 0 follows the ordinary rule: it joins its exported slot-mate.
+    assert.equal(place('08:00.3', true), '0000:00:02.3');
+    assert.equal(place('08:00.4', true), '0000:00:02.4');
+    // Without the VF fact, the same function 0 would have pulled its slot-mates in.
+    const plain = new DeviceTable<string>('vpci');
+    assert.deepEqual([...exportAll(plain, ['07:10.0', '07:10.1']).values()], ['0000:00:00.0', '0000:00:00.1']);
   });
 
   test('a lone function 2 becomes 00:00.2 (no function 0 exists)', () => {
@@ -96,7 +115,7 @@ describe('passthrough', () => {
 });
 
 test('announcement order: slots in order, function 0 last within each slot', () => {
-  const entry = (guest: string): { host: PciAddress; guest: PciAddress; device: string } => ({ host: a(guest), guest: a(guest), device: guest });
+  const entry = (guest: string): TableEntry<string> => ({ host: a(guest), guest: a(guest), device: guest, virtualFunction: false });
   const order = announcementOrder(['00:01.0', '00:00.0', '00:00.3', '00:01.2', '00:00.1'].map(entry)).map((e) => e.device);
   assert.deepEqual(order, ['00:00.3', '00:00.1', '00:00.0', '00:01.2', '00:01.0']);
 });

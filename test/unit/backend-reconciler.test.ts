@@ -14,7 +14,7 @@ function info(bdf: string, extra: Partial<PciDeviceInfo> = {}): PciDeviceInfo {
   return {
     address, bdf: formatAddress(address), vendor: 0x8086, device: 0x100e, subsystemVendor: 0, subsystemDevice: 0,
     classCode: 0x020000, revision: 0, headerLayout: 0, multiFunction: false, isBridge: false, driver: null,
-    configSize: 256, bars: [], rom: null, iommuGroup: null, hasReset: true, sysfsPath: `/x/${bdf}`, ...extra,
+    configSize: 256, bars: [], rom: null, iommuGroup: null, hasReset: true, isVirtualFunction: false, sysfsPath: `/x/${bdf}`, ...extra,
   };
 }
 

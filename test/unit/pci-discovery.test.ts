@@ -24,6 +24,7 @@ const nic = buildConfigImage({
 });
 const tree = createFixtureTree([
   { address: '0000:06:01.1', config: buildConfigImage({ vendor: 0x8086, device: 0x10c9, classCode: 0x020000, revision: 1, headerType: 0x80 }) },
+  { address: '0000:06:10.0', config: buildConfigImage({ vendor: 0x8086, device: 0x10ca, classCode: 0x020000 }), physfn: '0000:06:01.0' },
   { address: '0000:06:01.0', config: nic, bars: nicBars, rom: { start: 0xfe100000, size: 0x80000 }, driver: 'igb', iommuGroup: 12, reset: true },
   { address: '0000:00:1e.0', config: buildConfigImage({ vendor: 0x8086, device: 0x244e, classCode: 0x060401, headerType: 1, revision: 0x90 }) },
   { address: '0001:00:00.0', config: buildConfigImage({ vendor: 0x1b36, device: 0x0008, classCode: 0x060000 }) },
@@ -34,7 +35,7 @@ symlinkSync('/nonexistent', join(tree.root, 'bus', 'pci', 'devices', 'not-a-devi
 
 describe('listDevices / readDevice on a fixture tree', () => {
   test('every device, sorted by address, non-devices skipped', () => {
-    assert.deepEqual(listDevices(tree.root).map((d) => d.bdf), ['0000:00:1e.0', '0000:06:01.0', '0000:06:01.1', '0001:00:00.0']);
+    assert.deepEqual(listDevices(tree.root).map((d) => d.bdf), ['0000:00:1e.0', '0000:06:01.0', '0000:06:01.1', '0000:06:10.0', '0001:00:00.0']);
   });
 
   test('identity, header, driver, BARs (I/O, 64-bit prefetchable), ROM, config size, IOMMU group, reset', () => {
@@ -43,7 +44,7 @@ describe('listDevices / readDevice on a fixture tree', () => {
       address: parseAddress('0000:06:01.0'), bdf: '0000:06:01.0', vendor: 0x8086, device: 0x10c9,
       subsystemVendor: 0x8086, subsystemDevice: 0xa03c, classCode: 0x020000, revision: 1, headerLayout: 0,
       multiFunction: true, isBridge: false, driver: 'igb', configSize: 4096, bars: undefined, rom: undefined,
-      iommuGroup: 12, hasReset: true, sysfsPath: tree.deviceDir('0000:06:01.0'),
+      iommuGroup: 12, hasReset: true, isVirtualFunction: false, sysfsPath: tree.deviceDir('0000:06:01.0'),
     });
     assert.deepEqual(info.bars.map((b) => [b.index, b.kind, b.start, b.size, b.is64, b.prefetchable]), [
       [0, 'mem', 0xfe000000, 0x20000, false, false],
@@ -63,6 +64,8 @@ describe('listDevices / readDevice on a fixture tree', () => {
     assert.equal(bridge.hasReset, false);
     const fn1 = readDevice(tree.root, parseAddress('06:01.1'));
     assert.equal(fn1.multiFunction, true);
+    assert.equal(fn1.isVirtualFunction, false);
+    assert.equal(readDevice(tree.root, parseAddress('06:10.0')).isVirtualFunction, true, 'a physfn link marks an SR-IOV VF');
     assert.deepEqual(fn1.bars, []);
     assert.equal(readDevice(tree.root, parseAddress('0001:00:00.0')).isBridge, true);
   });

@@ -5,6 +5,9 @@
  * - vPCI: one root 0000:00 with 32 slots; a new function joins the virtual slot of an exported
  *   sibling from the same physical slot, else takes the first free slot; functions keep their
  *   number (exporting only 06:01.2 gives 00:00.2). Freed slots are reused; others never move.
+ *   An SR-IOV VF at function 0 gets a slot of its own and nothing joins it (pciback since Linux
+ *   5.13): a VF is no multi-function device, and a scan that stops at function 0 would hide its
+ *   slot-mates.
  * - passthrough: addresses unchanged; roots are the exported devices' domain:bus, deduplicated.
  */
 import { formatAddress, formatBus, packAddress, sameSlot, type PciAddress } from '../../pci/address.js';
@@ -17,7 +20,16 @@ export interface TableEntry<T> {
   readonly host: PciAddress;
   readonly guest: PciAddress;
   readonly device: T;
+  /** an SR-IOV virtual function */
+  readonly virtualFunction: boolean;
 }
+
+export interface PlacementFacts {
+  virtualFunction?: boolean;
+}
+
+/** A slot headed by a VF at function 0 belongs to that VF alone. */
+const headsOwnSlot = (host: PciAddress, virtualFunction: boolean): boolean => virtualFunction && host.function === 0;
 
 /** Why a function cannot be placed; the reconciler turns it into a refusal of that device only. */
 export class PlacementError extends Error {
@@ -36,10 +48,13 @@ export class DeviceTable<T> {
   }
 
   /** Where `host` would be placed now, without inserting it. Throws PlacementError. */
-  place(host: PciAddress): PciAddress {
+  place(host: PciAddress, facts: PlacementFacts = {}): PciAddress {
     if (this.byHost.has(packAddress(host))) throw new PlacementError(`${formatAddress(host)} is already exported`);
     if (this.mode === 'passthrough') return host;
-    const sibling = [...this.byHost.values()].find((entry) => sameSlot(entry.host, host));
+    const entries = [...this.byHost.values()];
+    const ownSlot = headsOwnSlot(host, facts.virtualFunction ?? false);
+    const reserved = new Set(entries.filter((e) => headsOwnSlot(e.host, e.virtualFunction)).map((e) => e.guest.device));
+    const sibling = ownSlot ? undefined : entries.find((entry) => sameSlot(entry.host, host) && !reserved.has(entry.guest.device));
     if (sibling) return { domain: 0, bus: 0, device: sibling.guest.device, function: host.function };
     const used = new Set([...this.byHost.values()].map((entry) => entry.guest.device));
     for (let slot = 0; slot < VPCI_SLOTS; slot++) {
@@ -49,12 +64,12 @@ export class DeviceTable<T> {
   }
 
   /** Record a device at the address `place` chose (the caller opened it for that address). */
-  insert(host: PciAddress, guest: PciAddress, device: T): TableEntry<T> {
-    const expected = this.place(host);
+  insert(host: PciAddress, guest: PciAddress, device: T, facts: PlacementFacts = {}): TableEntry<T> {
+    const expected = this.place(host, facts);
     if (packAddress(expected) !== packAddress(guest)) {
       throw new PlacementError(`${formatAddress(host)} must be placed at ${formatAddress(expected)}, not ${formatAddress(guest)}`);
     }
-    const entry: TableEntry<T> = { host, guest, device };
+    const entry: TableEntry<T> = { host, guest, device, virtualFunction: facts.virtualFunction ?? false };
     this.byHost.set(packAddress(host), entry);
     this.byGuest.set(packAddress(guest), entry);
     return entry;

@@ -146,7 +146,8 @@ export class ExportReconciler<D extends ManagedDevice> {
     if (info.driver !== null && info.driver !== STUB_DRIVER && !this.policy.readOnly) {
       throw new Error(`${bdf} is in use by host driver '${info.driver}': run 'xpci assignable-add ${bdf}' to hand it to ${STUB_DRIVER} first, or export it with --read-only`);
     }
-    const guest = this.table.place(want.address);
+    const facts = { virtualFunction: info.isVirtualFunction };
+    const guest = this.table.place(want.address, facts);
     const lock = this.host.lock(bdf);
     if (lock.staleNote) notes.push(`${bdf}: ${lock.staleNote}`);
     let device: D;
@@ -163,7 +164,7 @@ export class ExportReconciler<D extends ManagedDevice> {
     }
     this.holdings.set(packAddress(want.address), { info, lock, permissive: want.permissive });
     debug('exported %s at %s', bdf, formatAddress(guest));
-    return this.table.insert(want.address, guest, device);
+    return this.table.insert(want.address, guest, device, facts);
   }
 
   /** Never throws: every step is attempted, failures become notes (a device must not stay locked). */

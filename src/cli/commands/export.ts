@@ -218,8 +218,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         'MODES',
         '  vpci (default)  \tOne virtual bus 0000:00 with 32 slots, as Xen pciback: devices take slots in '
           + 'export order; functions of one physical slot share a slot and keep their function numbers '
-          + '(exporting only 06:01.2 gives 00:00.2); host addresses are not revealed. A 33rd slot is '
-          + 'refused for that device only.',
+          + '(exporting only 06:01.2 gives 00:00.2); an SR-IOV VF at function 0 takes a slot of its own. '
+          + 'Host addresses are not revealed. A 33rd slot is refused for that device only.',
         "  passthrough  \tFrontend addresses are the host addresses; the roots to scan are each device's domain:bus.",
         '  Bridges (class 06xx) are never exported in either mode.',
         '',
