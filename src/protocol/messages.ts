@@ -13,8 +13,9 @@ import type { PciAddress } from '../pci/address.js';
 
 export const MAGIC = 0x49435058;
 export const HEADER_SIZE = 16;
-/** Largest frame either side accepts (the handshake JSON is the only large payload). */
-export const MAX_FRAME = 64 * 1024;
+/** Largest frame either side accepts: the handshake JSON of a full virtual bus (256 functions with
+ * their BARs, ~100 KB) is the largest payload; the bound also caps what a peer can make the other buffer. */
+export const MAX_FRAME = 256 * 1024;
 export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 export const MIN_RING_DEPTH = 32;
