@@ -8,7 +8,7 @@ import { parseAddress, type PciAddress } from '../../src/pci/address.js';
 import { FrameReader, encodeFrame, type Frame } from '../../src/protocol/frame.js';
 import { decodeConfigReadReply, decodeJsonPayload, encodeRequest, errorFromReply, isErrorReply } from '../../src/protocol/codec.js';
 import {
-  ErrorCode, FrameFlags, MAX_RING_DEPTH, MIN_RING_DEPTH, MessageType, XpciError,
+  ErrorCode, FrameFlags, MAX_FRAME, MAX_RING_DEPTH, MIN_RING_DEPTH, MessageType, XpciError,
   type DeviceDescriptor, type HelloReply, type Request,
 } from '../../src/protocol/messages.js';
 import { DeviceTable } from '../../src/backend/server/device-table.js';
@@ -175,7 +175,7 @@ describe('errors', () => {
     const { session, bugs, device } = setup();
     const original = device.descriptor.bind(device);
     // A reply larger than MAX_FRAME cannot be encoded.
-    device.descriptor = () => ({ ...original(), hostAddress: 'x'.repeat(70_000) });
+    device.descriptor = () => ({ ...original(), hostAddress: 'x'.repeat(MAX_FRAME) });
     const [reply] = framesOf(session.receive(hello(1)).reply);
     assert.equal(errorCode(reply), ErrorCode.OperationFailed);
     assert.equal(bugs.length, 1);
