@@ -34,7 +34,9 @@ export async function startBackend(spec: BackendSpec): Promise<BackendChild> {
   if (spec.readOnly) args.push('--read-only');
   if (spec.sysfsRoot) args.push('--sysfs-root', spec.sysfsRoot, '--no-reset-on-export', '--no-reset-on-release');
   args.push(...spec.devices);
-  const { child, ready } = await spawnReady(process.execPath, args, {
+  // XPCI_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to the backend's node: profiling the hot path.
+  const nodeArgs = (process.env.XPCI_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const { child, ready } = await spawnReady(process.execPath, [...nodeArgs, ...args], {
     pinCpu: spec.pinCpu,
     env: { ...process.env, DEBUG: '' },
     ready: (line) => {

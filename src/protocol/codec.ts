@@ -3,11 +3,13 @@
  * plain values once and validate shape (not policy): the backend never looks at the frame again.
  */
 import { packAddress, unpackAddress, type PciAddress } from '../pci/address.js';
+import { readU32, writeU16, writeU32 } from './bytes.js';
 import { encodeFrame, writeHeader, type Frame } from './frame.js';
 import {
   ErrorCode,
   FrameFlags,
   HEADER_SIZE,
+  MAGIC,
   MessageType,
   XpciError,
   type ErrorPayload,
@@ -16,6 +18,19 @@ import {
 } from './messages.js';
 
 const CONFIG_READ_LEN = 8;
+/**
+ * Where decodeRequest finds a ConfigRead's fields, counted from the start of the frame: the
+ * backend's hot path reads them in place from a frame of exactly `frameLength` bytes with flags 0
+ * (what decodeRequest accepts) instead of decoding a Request object.
+ */
+export const CONFIG_READ_FRAME = {
+  frameLength: HEADER_SIZE + CONFIG_READ_LEN,
+  address: HEADER_SIZE,
+  offset: HEADER_SIZE + 4,
+  size: HEADER_SIZE + 6,
+} as const;
+/** Bytes of a ConfigRead reply frame. */
+export const CONFIG_READ_REPLY_LENGTH = HEADER_SIZE + 4;
 const CONFIG_WRITE_LEN = 12;
 const BAR_READ_LEN = 16;
 const BAR_WRITE_LEN = 24;
@@ -31,8 +46,23 @@ export function encodeRequest(request: Request): Buffer {
       return encodeFrame(request.type, FrameFlags.None, request.id, Buffer.from(JSON.stringify(request.hello), 'utf8'));
     case MessageType.ConfigRead: {
       const frame = Buffer.allocUnsafe(HEADER_SIZE + CONFIG_READ_LEN);
+      const { offset, size } = request;
+      if (offset >= 0 && offset <= 0xffff && size >= 0 && size <= 0xff) {
+        // The frontend's per-request path: unchecked stores once the values are known to fit.
+        writeU32(frame, 0, MAGIC);
+        writeU32(frame, 4, frame.length);
+        writeU16(frame, 8, MessageType.ConfigRead);
+        writeU16(frame, 10, FrameFlags.None);
+        writeU32(frame, 12, request.id);
+        writeU32(frame, CONFIG_READ_FRAME.address, packAddress(request.address));
+        writeU16(frame, CONFIG_READ_FRAME.offset, offset);
+        frame[CONFIG_READ_FRAME.size] = size;
+        frame[HEADER_SIZE + 7] = 0;
+        return frame;
+      }
+      // Out-of-range values: Buffer's checked writers throw their RangeError.
       writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
-      writeConfigTarget(frame, request.address, request.offset, request.size);
+      writeConfigTarget(frame, request.address, offset, size);
       return frame;
     }
     case MessageType.ConfigWrite: {
@@ -164,10 +194,23 @@ function parseJsonObject(payload: Buffer, name: string): Record<string, unknown>
 // ---------------------------------------------------------------- replies and events (backend → frontend)
 
 export function encodeConfigReadReply(id: number, value: number): Buffer {
-  const frame = Buffer.allocUnsafe(HEADER_SIZE + 4);
-  writeHeader(frame, 0, frame.length, MessageType.ConfigRead, FrameFlags.Reply, id);
-  frame.writeUInt32LE(value >>> 0, HEADER_SIZE);
+  const frame = Buffer.allocUnsafe(CONFIG_READ_REPLY_LENGTH);
+  writeConfigReadReply(frame, 0, id, value);
   return frame;
+}
+
+/** encodeConfigReadReply into `target` at `at` (CONFIG_READ_REPLY_LENGTH bytes): replies batched in one buffer. */
+export function writeConfigReadReply(target: Buffer, at: number, id: number, value: number): void {
+  if (!(Number.isInteger(at) && at >= 0 && at + CONFIG_READ_REPLY_LENGTH <= target.length)) {
+    throw new RangeError(`no room for a ConfigRead reply at ${at} in ${target.length} bytes`);
+  }
+  // Once per config read: unchecked stores after the one bounds check above.
+  writeU32(target, at, MAGIC);
+  writeU32(target, at + 4, CONFIG_READ_REPLY_LENGTH);
+  writeU16(target, at + 8, MessageType.ConfigRead);
+  writeU16(target, at + 10, FrameFlags.Reply);
+  writeU32(target, at + 12, id);
+  writeU32(target, at + HEADER_SIZE, value);
 }
 
 export function encodeBarReadReply(id: number, value: bigint): Buffer {
@@ -242,7 +285,7 @@ export function errorFromReply(frame: Frame): XpciError {
 
 export function decodeConfigReadReply(frame: Frame): number {
   expectLength(frame, 4, 'ConfigRead reply');
-  return frame.payload.readUInt32LE(0);
+  return readU32(frame.payload, 0);
 }
 
 export function decodeBarReadReply(frame: Frame): bigint {

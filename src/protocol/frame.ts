@@ -3,6 +3,7 @@
  * arbitrary fragmentation, possibly garbage. The magic lets a receiver resynchronise after garbage
  * or a peer that died mid-frame; the length is validated before anything is buffered for it.
  */
+import { readU16, readU32 } from './bytes.js';
 import { HEADER_SIZE, MAGIC, MAX_FRAME } from './messages.js';
 
 export interface Frame {
@@ -26,6 +27,8 @@ export type ReadItem = { frame: Frame; fault?: undefined } | { fault: FrameFault
 
 const MAGIC_BYTES = Buffer.alloc(4);
 MAGIC_BYTES.writeUInt32LE(MAGIC, 0);
+/** Never written (the reader only fills buffers it owns): shared by every reader with nothing pending. */
+const NOTHING = Buffer.alloc(0);
 
 export function encodeFrame(type: number, flags: number, id: number, payload?: Uint8Array): Buffer {
   const length = HEADER_SIZE + (payload ? payload.length : 0);
@@ -45,12 +48,24 @@ export function writeHeader(target: Buffer, at: number, length: number, type: nu
   target.writeUInt32LE(id >>> 0, at + 12);
 }
 
+/**
+ * Receives what FrameReader.scan finds, in stream order, without a per-frame allocation. A frame is
+ * given as its place in `buffer` (header included); those bytes are never reused or mutated by the
+ * reader, so a view of them (`buffer.subarray(at + HEADER_SIZE, at + length)`) may be kept.
+ */
+export interface FrameVisitor {
+  frame(buffer: Buffer, at: number, length: number, type: number, flags: number, id: number): void;
+  fault(fault: FrameFault): void;
+}
+
 export class FrameReader {
-  private buffer: Buffer = Buffer.alloc(0);
+  private buffer: Buffer = NOTHING;
   private start = 0;
   private end = 0;
   /** The buffer was allocated here, so the bytes after `end` may be filled in place. */
   private owned = false;
+  /** Skipped bytes not yet reported: consecutive skips of one reason are reported once. */
+  private fault: FrameFault | undefined;
 
   constructor(private readonly maxFrame = MAX_FRAME) {}
 
@@ -67,57 +82,70 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): ReadItem[] {
-    this.append(chunk);
     const items: ReadItem[] = [];
-    let fault: FrameFault | undefined;
-    const noteSkip = (reason: FaultReason, skipped: number, detail: string): void => {
-      if (fault && fault.reason === reason) fault.skipped += skipped;
-      else {
-        if (fault) items.push({ fault });
-        fault = { reason, skipped, detail };
-      }
-    };
+    this.scan(chunk, {
+      frame: (buffer, at, length, type, flags, id) => {
+        items.push({ frame: { type, flags, id, payload: buffer.subarray(at + HEADER_SIZE, at + length) } });
+      },
+      fault: (fault) => {
+        items.push({ fault });
+      },
+    });
+    return items;
+  }
+
+  /** What push does, delivered to `visitor` instead of collected (the backend's hot path). */
+  scan(chunk: Buffer, visitor: FrameVisitor): void {
+    this.append(chunk);
     const buf = this.buffer;
     const end = this.end;
+    // Every field read below lies before `end`, inside `buf`.
     while (end - this.start >= 4) {
-      if (buf.readUInt32LE(this.start) !== MAGIC) {
+      if (readU32(buf, this.start) !== MAGIC) {
         const next = buf.subarray(0, end).indexOf(MAGIC_BYTES, this.start + 1);
         // Keep a tail that may be the start of a magic split across chunks.
         const resume = next >= 0 ? next : Math.max(this.start + 1, end - 3);
-        noteSkip('bad-magic', resume - this.start, 'bytes without the frame magic');
+        this.noteSkip(visitor, 'bad-magic', resume - this.start, 'bytes without the frame magic');
         this.start = resume;
         continue;
       }
       if (end - this.start < HEADER_SIZE) break;
-      const length = buf.readUInt32LE(this.start + 4);
+      const at = this.start;
+      const length = readU32(buf, at + 4);
       if (length < HEADER_SIZE || length > this.maxFrame) {
         // A corrupt header: step past its magic and look for the next one.
-        noteSkip('bad-length', 4, `frame length ${length} outside ${HEADER_SIZE}..${this.maxFrame}`);
+        this.noteSkip(visitor, 'bad-length', 4, `frame length ${length} outside ${HEADER_SIZE}..${this.maxFrame}`);
         this.start += 4;
         continue;
       }
-      if (end - this.start < length) break;
-      if (fault) {
-        items.push({ fault });
-        fault = undefined;
-      }
-      items.push({
-        frame: {
-          type: buf.readUInt16LE(this.start + 8),
-          flags: buf.readUInt16LE(this.start + 10),
-          id: buf.readUInt32LE(this.start + 12),
-          payload: buf.subarray(this.start + HEADER_SIZE, this.start + length),
-        },
-      });
-      this.start += length;
+      if (end - at < length) break;
+      this.flushFault(visitor);
+      this.start = at + length;
+      visitor.frame(buf, at, length, readU16(buf, at + 8), readU16(buf, at + 10), readU32(buf, at + 12));
     }
-    if (fault) items.push({ fault });
+    this.flushFault(visitor);
     this.compact();
-    return items;
+  }
+
+  private noteSkip(visitor: FrameVisitor, reason: FaultReason, skipped: number, detail: string): void {
+    if (this.fault && this.fault.reason === reason) {
+      this.fault.skipped += skipped;
+    } else {
+      this.flushFault(visitor);
+      this.fault = { reason, skipped, detail };
+    }
+  }
+
+  private flushFault(visitor: FrameVisitor): void {
+    const fault = this.fault;
+    if (fault) {
+      this.fault = undefined;
+      visitor.fault(fault);
+    }
   }
 
   private reset(): void {
-    this.buffer = Buffer.alloc(0);
+    this.buffer = NOTHING;
     this.start = 0;
     this.end = 0;
     this.owned = false;

@@ -1,18 +1,16 @@
 /**
- * Executes one decoded device request against the mapping table and encodes its reply. Runs
- * synchronously: a genuine config access is one pread of exactly the requested width (the fastest
- * and steadiest path measured on this machine), and keeping it synchronous is what lets the session
- * answer a whole received chunk with one write. Validation and virtualization belong to the device;
- * this layer only finds it. Errors are thrown as XpciError and become error replies in the session.
+ * Executes one decoded device request against the mapping table and writes its reply into the
+ * chunk's reply batch. Runs synchronously: a genuine config access is one pread of exactly the
+ * requested width (the fastest and steadiest path measured on this machine), and keeping it
+ * synchronous is what lets the session answer a whole received chunk with one write. Validation
+ * and virtualization belong to the device; this layer only finds it. Errors are thrown as
+ * XpciError and become error replies in the session.
  */
-import { formatAddress, packAddress } from '../../pci/address.js';
-import {
-  encodeBarReadReply,
-  encodeConfigReadReply,
-  encodeEmptyReply,
-} from '../../protocol/codec.js';
+import { formatAddress, packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
+import { encodeBarReadReply, encodeEmptyReply } from '../../protocol/codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/messages.js';
 import type { DeviceTable } from './device-table.js';
+import type { ReplyBatch } from './reply-batch.js';
 import type { RequestLog } from './request-log.js';
 
 /** What the server needs of an exported device (src/backend/exported-device.ts provides it). */
@@ -25,34 +23,60 @@ export interface DeviceEndpoint {
 }
 
 export type DeviceRequest = Extract<Request, { address: unknown }>;
+export type ConfigReadRequest = Extract<Request, { type: MessageType.ConfigRead }>;
 
 export function isDeviceRequest(request: Request): request is DeviceRequest {
   return 'address' in request;
 }
 
-export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestLog): Buffer {
-  const device = table.lookup(packAddress(request.address));
-  if (device === undefined) {
-    throw new XpciError(ErrorCode.DeviceNotFound, `no device is exported at ${formatAddress(request.address)}`);
+/** The Request a ConfigRead served from plain values stands for (logs and error reports only). */
+export function configReadRequest(id: number, packedAddress: number, offset: number, size: number): ConfigReadRequest {
+  return { type: MessageType.ConfigRead, id, address: unpackAddress(packedAddress), offset, size };
+}
+
+const notExported = (address: PciAddress): XpciError =>
+  new XpciError(ErrorCode.DeviceNotFound, `no device is exported at ${formatAddress(address)}`);
+
+/**
+ * The hot path: a ConfigRead from the frame's fields, answered in place in the batch; no Request
+ * object unless `log` (the request log, passed only while it is on) needs one.
+ */
+export function serveConfigRead(
+  table: DeviceTable<DeviceEndpoint>, log: RequestLog | undefined, replies: ReplyBatch,
+  id: number, packedAddress: number, offset: number, size: number,
+): void {
+  // The table is keyed by the wire form of the frontend's address: no unpacking on the way in.
+  const device = table.lookup(packedAddress);
+  if (device === undefined) throw notExported(unpackAddress(packedAddress));
+  const value = device.configRead(offset, size);
+  if (log) log.done(configReadRequest(id, packedAddress, offset, size), value);
+  replies.configReadReply(id, value);
+}
+
+/** Any device request; `log` as for serveConfigRead. */
+export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestLog | undefined, replies: ReplyBatch): void {
+  if (request.type === MessageType.ConfigRead) {
+    serveConfigRead(table, log, replies, request.id, packAddress(request.address), request.offset, request.size);
+    return;
   }
+  const device = table.lookup(packAddress(request.address));
+  if (device === undefined) throw notExported(request.address);
   switch (request.type) {
-    case MessageType.ConfigRead: {
-      const value = device.configRead(request.offset, request.size);
-      if (log.enabled) log.done(request, value);
-      return encodeConfigReadReply(request.id, value);
-    }
     case MessageType.ConfigWrite:
       device.configWrite(request.offset, request.size, request.value);
-      if (log.enabled) log.done(request);
-      return encodeEmptyReply(MessageType.ConfigWrite, request.id);
+      log?.done(request);
+      replies.append(encodeEmptyReply(MessageType.ConfigWrite, request.id));
+      return;
     case MessageType.BarRead: {
       const value = device.barRead(request.bar, request.offset, request.size);
-      if (log.enabled) log.done(request, value);
-      return encodeBarReadReply(request.id, value);
+      log?.done(request, value);
+      replies.append(encodeBarReadReply(request.id, value));
+      return;
     }
     case MessageType.BarWrite:
       device.barWrite(request.bar, request.offset, request.size, request.value);
-      if (log.enabled) log.done(request);
-      return encodeEmptyReply(MessageType.BarWrite, request.id);
+      log?.done(request);
+      replies.append(encodeEmptyReply(MessageType.BarWrite, request.id));
+      return;
   }
 }
