@@ -18,6 +18,8 @@ import {
 } from './messages.js';
 
 const CONFIG_READ_LEN = 8;
+/** Payload layout shared by ConfigRead and ConfigWrite (docs/protocol.md): the one place it is stated. */
+const CONFIG_TARGET = { address: 0, offset: 4, size: 6, reserved: 7, value: 8 } as const;
 /**
  * Where decodeRequest finds a ConfigRead's fields, counted from the start of the frame: the
  * backend's hot path reads them in place from a frame of exactly `frameLength` bytes with flags 0
@@ -25,9 +27,9 @@ const CONFIG_READ_LEN = 8;
  */
 export const CONFIG_READ_FRAME = {
   frameLength: HEADER_SIZE + CONFIG_READ_LEN,
-  address: HEADER_SIZE,
-  offset: HEADER_SIZE + 4,
-  size: HEADER_SIZE + 6,
+  address: HEADER_SIZE + CONFIG_TARGET.address,
+  offset: HEADER_SIZE + CONFIG_TARGET.offset,
+  size: HEADER_SIZE + CONFIG_TARGET.size,
 } as const;
 /** Bytes of a ConfigRead reply frame. */
 export const CONFIG_READ_REPLY_LENGTH = HEADER_SIZE + 4;
@@ -69,7 +71,7 @@ export function encodeRequest(request: Request): Buffer {
       const frame = Buffer.allocUnsafe(HEADER_SIZE + CONFIG_WRITE_LEN);
       writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
       writeConfigTarget(frame, request.address, request.offset, request.size);
-      frame.writeUInt32LE(request.value >>> 0, HEADER_SIZE + 8);
+      frame.writeUInt32LE(request.value >>> 0, HEADER_SIZE + CONFIG_TARGET.value);
       return frame;
     }
     case MessageType.BarRead:
@@ -93,10 +95,10 @@ export function encodeRequest(request: Request): Buffer {
 }
 
 function writeConfigTarget(frame: Buffer, address: PciAddress, offset: number, size: number): void {
-  frame.writeUInt32LE(packAddress(address), HEADER_SIZE);
-  frame.writeUInt16LE(offset, HEADER_SIZE + 4);
-  frame.writeUInt8(size, HEADER_SIZE + 6);
-  frame.writeUInt8(0, HEADER_SIZE + 7);
+  frame.writeUInt32LE(packAddress(address), HEADER_SIZE + CONFIG_TARGET.address);
+  frame.writeUInt16LE(offset, HEADER_SIZE + CONFIG_TARGET.offset);
+  frame.writeUInt8(size, HEADER_SIZE + CONFIG_TARGET.size);
+  frame.writeUInt8(0, HEADER_SIZE + CONFIG_TARGET.reserved);
 }
 
 const malformed = (what: string): XpciError => new XpciError(ErrorCode.Malformed, what);
@@ -118,19 +120,19 @@ export function decodeRequest(frame: Frame): Request {
       expectLength(frame, CONFIG_READ_LEN, 'ConfigRead');
       return {
         type: MessageType.ConfigRead, id,
-        address: unpackAddress(payload.readUInt32LE(0)),
-        offset: payload.readUInt16LE(4),
-        size: payload.readUInt8(6),
+        address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
+        offset: payload.readUInt16LE(CONFIG_TARGET.offset),
+        size: payload.readUInt8(CONFIG_TARGET.size),
       };
     }
     case MessageType.ConfigWrite: {
       expectLength(frame, CONFIG_WRITE_LEN, 'ConfigWrite');
       return {
         type: MessageType.ConfigWrite, id,
-        address: unpackAddress(payload.readUInt32LE(0)),
-        offset: payload.readUInt16LE(4),
-        size: payload.readUInt8(6),
-        value: payload.readUInt32LE(8),
+        address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
+        offset: payload.readUInt16LE(CONFIG_TARGET.offset),
+        size: payload.readUInt8(CONFIG_TARGET.size),
+        value: payload.readUInt32LE(CONFIG_TARGET.value),
       };
     }
     case MessageType.BarRead: {
