@@ -9,8 +9,8 @@
 import { native, type MemoryMapping, type RegisterFile } from '../native/binding.js';
 import type { PciAddress } from '../pci/address.js';
 import type { BarInfo } from '../pci/device-info.js';
-import { resourcePath } from '../pci/sysfs-paths.js';
-import { ErrorCode, XpciError } from '../protocol/messages.js';
+import { resourcePath } from '../host/sysfs/paths.js';
+import { ErrorCode, XpciError } from '../protocol/ring/messages.js';
 
 export interface BarTarget {
   readonly bar: BarInfo;

@@ -14,7 +14,7 @@ import createDebug from 'debug';
 import { devfn, type PciAddress } from '../pci/address.js';
 import type { BarInfo } from '../pci/device-info.js';
 import { PCI_ROM_ADDRESS_ENABLE, PCI_ROM_ADDRESS_MASK } from '../pci/config-header.js';
-import type { ExportMode } from '../protocol/messages.js';
+import type { ExportMode } from '../protocol/ring/messages.js';
 
 const log = createDebug('xpci:policy');
 

@@ -13,8 +13,8 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync
 import { join } from 'node:path';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import type { BarInfo } from '../pci/device-info.js';
-import { readDevice } from '../pci/discovery.js';
-import { configPath, deviceDir, pciDevicesDir, pciDriversDir } from '../pci/sysfs-paths.js';
+import { readDevice } from '../host/sysfs/discovery.js';
+import { configPath, deviceDir, pciDevicesDir, pciDriversDir } from '../host/sysfs/paths.js';
 import { native } from '../native/binding.js';
 import { STUB_DRIVER } from './lifecycle/driver-binding.js';
 import { LifecycleError } from './lifecycle/errors.js';

@@ -8,7 +8,7 @@ import { connect, ConnectError, defaultConnectPath, describeScanMismatch, scanBu
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_REVISION_ID, PCI_VENDOR_ID } from '../pci/config-header.js';
 import { deviceSelector, type DeviceIdentity } from '../pci/selector.js';
-import { ErrorCode, errorCodeName, XpciError } from '../protocol/messages.js';
+import { ErrorCode, errorCodeName, XpciError } from '../protocol/ring/messages.js';
 import { RuntimeError } from './errors.js';
 
 /** Answers that mean a backend is there but will not serve this frontend. */

@@ -15,7 +15,7 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
 import { packAddress, parseAddress, type PciAddress } from '../pci/address.js';
-import { FrameReader, type Frame } from '../protocol/frame.js';
+import { FrameReader, type Frame } from '../protocol/ring/frame.js';
 import {
   decodeBarReadReply,
   decodeConfigReadReply,
@@ -24,7 +24,7 @@ import {
   encodeRequest,
   errorFromReply,
   isErrorReply,
-} from '../protocol/codec.js';
+} from '../protocol/ring/codec.js';
 import {
   DEFAULT_RING_DEPTH,
   ErrorCode,
@@ -38,7 +38,7 @@ import {
   type ExportMode,
   type HelloReply,
   type Request,
-} from '../protocol/messages.js';
+} from '../protocol/ring/messages.js';
 import { openTransport } from './open-transport.js';
 import type { Transport } from './transport.js';
 import { formatRequestLog, requestDebug, type RequestLogEntry } from './request-log.js';

@@ -4,7 +4,7 @@
  */
 import type { PciAddress } from '../pci/address.js';
 import type { ConfigWidth, ConfigWriter } from '../pci/config-reader.js';
-import type { DeviceDescriptor } from '../protocol/messages.js';
+import type { DeviceDescriptor } from '../protocol/ring/messages.js';
 import type { FrontendClient } from './client.js';
 
 /** Conventional config space: what any PCI function has, when the backend did not describe it. */

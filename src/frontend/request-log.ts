@@ -5,7 +5,7 @@
  */
 import createDebug from 'debug';
 import { formatAddress, type PciAddress } from '../pci/address.js';
-import { errorCodeName, MessageType, type XpciError } from '../protocol/messages.js';
+import { errorCodeName, MessageType, type XpciError } from '../protocol/ring/messages.js';
 
 export const requestDebug = createDebug('xpci:request');
 

@@ -10,7 +10,7 @@
  */
 import { compareAddresses, formatAddress, packAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { PCI_HEADER_TYPE, PCI_HEADER_TYPE_MULTI_FUNCTION, PCI_VENDOR_ID } from '../pci/config-header.js';
-import { ErrorCode, XpciError } from '../protocol/messages.js';
+import { ErrorCode, XpciError } from '../protocol/ring/messages.js';
 import type { FrontendClient } from './client.js';
 
 export interface ScanResult {

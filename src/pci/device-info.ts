@@ -1,5 +1,5 @@
 /**
- * What discovery (src/pci/discovery.ts) learns about one host PCI function from sysfs.
+ * What discovery (src/host/sysfs/discovery.ts) learns about one host PCI function from sysfs.
  * Numbers, not bigints: physical addresses and BAR sizes stay below 2^53.
  */
 import type { PciAddress } from './address.js';

@@ -4,9 +4,9 @@
  * Not the frontend library: tests of the backend must not depend on the frontend's behaviour.
  */
 import { connect, type Socket } from 'node:net';
-import { FrameReader, type Frame } from '../../src/protocol/frame.js';
-import { decodeJsonPayload, encodeRequest, errorFromReply, isErrorReply } from '../../src/protocol/codec.js';
-import { DEFAULT_RING_DEPTH, FrameFlags, MessageType, type HelloReply, type Request, XpciError } from '../../src/protocol/messages.js';
+import { FrameReader, type Frame } from '../../src/protocol/ring/frame.js';
+import { decodeJsonPayload, encodeRequest, errorFromReply, isErrorReply } from '../../src/protocol/ring/codec.js';
+import { DEFAULT_RING_DEPTH, FrameFlags, MessageType, type HelloReply, type Request, XpciError } from '../../src/protocol/ring/messages.js';
 
 export class RawClient {
   readonly frames: Frame[] = [];

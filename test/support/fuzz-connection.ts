@@ -3,7 +3,7 @@
  * frames in through the same FrameReader a frontend uses. Knows whether the backend closed it.
  */
 import { connect, type Socket } from 'node:net';
-import { FrameReader, type Frame } from '../../src/protocol/frame.js';
+import { FrameReader, type Frame } from '../../src/protocol/ring/frame.js';
 
 export class RawConnection {
   readonly frames: Frame[] = [];

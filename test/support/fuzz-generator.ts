@@ -4,9 +4,9 @@
  * (flipped bits, wrong lengths, bad flags and types, truncation), handshakes good and bad, and
  * garbage. Everything comes from one seeded Random, so a seed replays a run exactly.
  */
-import { encodeFrame, writeHeader } from '../../src/protocol/frame.js';
-import { encodeRequest } from '../../src/protocol/codec.js';
-import { HEADER_SIZE, MAGIC, MAX_FRAME, MessageType, type BarDescriptor, type Request } from '../../src/protocol/messages.js';
+import { encodeFrame, writeHeader } from '../../src/protocol/ring/frame.js';
+import { encodeRequest } from '../../src/protocol/ring/codec.js';
+import { HEADER_SIZE, MAGIC, MAX_FRAME, MessageType, type BarDescriptor, type Request } from '../../src/protocol/ring/messages.js';
 import { unpackAddress, type PciAddress } from '../../src/pci/address.js';
 import type { Random } from './fuzz-random.js';
 

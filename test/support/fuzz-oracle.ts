@@ -6,8 +6,8 @@
  * echoed). Replies the model cannot predict exactly (AccessDenied from the policy, LimitExceeded
  * from batching) are accepted where the doc allows them, and nowhere else.
  */
-import { type Frame } from '../../src/protocol/frame.js';
-import { decodeErrorPayload, decodeRequest } from '../../src/protocol/codec.js';
+import { type Frame } from '../../src/protocol/ring/frame.js';
+import { decodeErrorPayload, decodeRequest } from '../../src/protocol/ring/codec.js';
 import {
   ErrorCode,
   FrameFlags,
@@ -22,7 +22,7 @@ import {
   type ExportMode,
   type HelloReply,
   type Request,
-} from '../../src/protocol/messages.js';
+} from '../../src/protocol/ring/messages.js';
 import { formatAddress, packAddress } from '../../src/pci/address.js';
 import type { FuzzTarget } from './fuzz-generator.js';
 

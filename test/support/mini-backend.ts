@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatAddress, packAddress, parseAddress } from '../../src/pci/address.js';
-import { FrameReader } from '../../src/protocol/frame.js';
+import { FrameReader } from '../../src/protocol/ring/frame.js';
 import {
   decodeRequest,
   encodeBarReadReply,
@@ -19,7 +19,7 @@ import {
   encodeEvent,
   encodeJsonReply,
   encodePingReply,
-} from '../../src/protocol/codec.js';
+} from '../../src/protocol/ring/codec.js';
 import {
   ErrorCode,
   MessageType,
@@ -28,7 +28,7 @@ import {
   type ExportMode,
   type HelloReply,
   type Request,
-} from '../../src/protocol/messages.js';
+} from '../../src/protocol/ring/messages.js';
 
 export interface MiniBar {
   index: number;

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/frontend/client.js';
 import { parseAddress } from '../../src/pci/address.js';
-import { encodeJsonReply } from '../../src/protocol/codec.js';
-import { MAX_FRAME, MessageType } from '../../src/protocol/messages.js';
+import { encodeJsonReply } from '../../src/protocol/ring/codec.js';
+import { MAX_FRAME, MessageType } from '../../src/protocol/ring/messages.js';
 import { buildConfigImage, createFixtureTree, type FixtureBar } from '../support/fixture-sysfs.js';
 import { startExport } from '../support/xpci-process.js';
 

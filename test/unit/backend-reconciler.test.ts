@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress, parseAddress, type PciAddress } from '../../src/pci/address.js';
 import type { PciDeviceInfo } from '../../src/pci/device-info.js';
-import { ErrorCode, XpciError, type DeviceDescriptor } from '../../src/protocol/messages.js';
+import { ErrorCode, XpciError, type DeviceDescriptor } from '../../src/protocol/ring/messages.js';
 import { ExportReconciler, type ExportHost, type ExportPolicy, type ManagedDevice } from '../../src/backend/server/export-reconciler.js';
 
 function info(bdf: string, extra: Partial<PciDeviceInfo> = {}): PciDeviceInfo {

@@ -5,12 +5,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAddress, type PciAddress } from '../../src/pci/address.js';
-import { FrameReader, encodeFrame, type Frame } from '../../src/protocol/frame.js';
-import { decodeConfigReadReply, decodeJsonPayload, encodeRequest, errorFromReply, isErrorReply } from '../../src/protocol/codec.js';
+import { FrameReader, encodeFrame, type Frame } from '../../src/protocol/ring/frame.js';
+import { decodeConfigReadReply, decodeJsonPayload, encodeRequest, errorFromReply, isErrorReply } from '../../src/protocol/ring/codec.js';
 import {
   ErrorCode, FrameFlags, MAX_FRAME, MAX_RING_DEPTH, MIN_RING_DEPTH, MessageType, XpciError,
   type DeviceDescriptor, type HelloReply, type Request,
-} from '../../src/protocol/messages.js';
+} from '../../src/protocol/ring/messages.js';
 import { DeviceTable } from '../../src/backend/server/device-table.js';
 import type { DeviceEndpoint } from '../../src/backend/server/dispatcher.js';
 import { FrontendSession, MAX_GARBAGE, type SessionContext } from '../../src/backend/server/frontend-session.js';

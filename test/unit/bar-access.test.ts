@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAddress } from '../../src/pci/address.js';
-import { readDevice } from '../../src/pci/discovery.js';
-import { ErrorCode, XpciError } from '../../src/protocol/messages.js';
+import { readDevice } from '../../src/host/sysfs/discovery.js';
+import { ErrorCode, XpciError } from '../../src/protocol/ring/messages.js';
 import { BarAccess } from '../../src/backend/bar-access.js';
 import { buildConfigImage, createFixtureTree, type FixtureBar, type FixtureTree } from '../support/fixture-sysfs.js';
 

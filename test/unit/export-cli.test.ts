@@ -12,8 +12,8 @@ import { join, resolve } from 'node:path';
 import { buildConfigImage, createFixtureTree, type FixtureDeviceSpec } from '../support/fixture-sysfs.js';
 import { RawClient, replyError } from '../support/frontend-stub.js';
 import { parseAddress } from '../../src/pci/address.js';
-import { decodeConfigReadReply } from '../../src/protocol/codec.js';
-import { MessageType } from '../../src/protocol/messages.js';
+import { decodeConfigReadReply } from '../../src/protocol/ring/codec.js';
+import { MessageType } from '../../src/protocol/ring/messages.js';
 
 const CLI = resolve('dist/src/cli/main.js');
 

@@ -9,8 +9,8 @@ import { readFileSync, readdirSync, readlinkSync, renameSync, writeFileSync } fr
 import { join } from 'node:path';
 import createDebug from 'debug';
 import { formatAddress, parseAddress } from '../../src/pci/address.js';
-import { readDevice } from '../../src/pci/discovery.js';
-import { ErrorCode, XpciError, type ExportMode } from '../../src/protocol/messages.js';
+import { readDevice } from '../../src/host/sysfs/discovery.js';
+import { ErrorCode, XpciError, type ExportMode } from '../../src/protocol/ring/messages.js';
 import { openExportedDevice, type ExportedDevice } from '../../src/backend/exported-device.js';
 import { buildConfigImage, createFixtureTree, type FixtureBar, type FixtureTree } from '../support/fixture-sysfs.js';
 

@@ -13,8 +13,8 @@ import { createInterface } from 'node:readline';
 import { connect } from '../../src/frontend/index.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { readConfigBytes } from '../../src/pci/config-reader.js';
-import { encodeRequest } from '../../src/protocol/codec.js';
-import { MessageType } from '../../src/protocol/messages.js';
+import { encodeRequest } from '../../src/protocol/ring/codec.js';
+import { MessageType } from '../../src/protocol/ring/messages.js';
 import { buildConfigImage } from '../support/fixture-sysfs.js';
 import { MiniBackend } from '../support/mini-backend.js';
 

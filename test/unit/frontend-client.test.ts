@@ -10,8 +10,8 @@ import { constants as osConstants } from 'node:os';
 import { connect, ConnectError, FrontendClient, openTransport, Transport } from '../../src/frontend/index.js';
 import { readConfigBytes } from '../../src/pci/config-reader.js';
 import { parseAddress } from '../../src/pci/address.js';
-import { encodeConfigReadReply, encodeErrorReply, encodeJsonReply } from '../../src/protocol/codec.js';
-import { ErrorCode, MessageType, XpciError, type DeviceDescriptor } from '../../src/protocol/messages.js';
+import { encodeConfigReadReply, encodeErrorReply, encodeJsonReply } from '../../src/protocol/ring/codec.js';
+import { ErrorCode, MessageType, XpciError, type DeviceDescriptor } from '../../src/protocol/ring/messages.js';
 import { buildConfigImage } from '../support/fixture-sysfs.js';
 import { MiniBackend, type MiniBackendOptions } from '../support/mini-backend.js';
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, describeScanMismatch, scanBus } from '../../src/frontend/index.js';
 import { formatAddress } from '../../src/pci/address.js';
-import { MessageType } from '../../src/protocol/messages.js';
+import { MessageType } from '../../src/protocol/ring/messages.js';
 import { buildConfigImage } from '../support/fixture-sysfs.js';
 import { MiniBackend } from '../support/mini-backend.js';
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import {
   ControlLineReader, MAX_CONTROL_LINE, controlSocketPath, encodeControlReply, encodeControlRequest, parseControlReply,
   parseControlRequest, serveControlConnection, type ControlHandler, type ControlRequest,
-} from '../../src/backend/lifecycle/control-protocol.js';
+} from '../../src/protocol/control/hotplug-control.js';
 import { sendControlRequest } from '../../src/cli/commands/hotplug.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseAddress } from '../../src/pci/address.js';
 import {
   DeviceNotFoundError, listDevices, LocalConfigReader, readConfigSnapshot, readDevice, snapshotDevice, SysfsRootError,
-} from '../../src/pci/discovery.js';
+} from '../../src/host/sysfs/discovery.js';
 import { readConfigBytes } from '../../src/pci/config-reader.js';
 import { walkExtendedCapabilities } from '../../src/pci/capabilities.js';
 import { exitCodeFor } from '../../src/cli/errors.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { classText, PciIds, progIfText, subsystemText, vendorDeviceText } from '../../src/pci/pci-ids.js';
 import { describeDevice } from '../../src/pci/lspci-format.js';
-import { listDevices } from '../../src/pci/discovery.js';
+import { listDevices } from '../../src/host/sysfs/discovery.js';
 
 const IDS = [
   '#\tList of PCI IDs (test)',

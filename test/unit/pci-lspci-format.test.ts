@@ -10,7 +10,7 @@ import {
 } from '../../src/pci/lspci-format.js';
 import { DumpParseError, parseLspciDump } from '../../src/pci/lspci-dump.js';
 import { PciIds } from '../../src/pci/pci-ids.js';
-import { listDevices, snapshotDevice } from '../../src/pci/discovery.js';
+import { listDevices, snapshotDevice } from '../../src/host/sysfs/discovery.js';
 import { buildConfigImage } from '../support/fixture-sysfs.js';
 
 const noNames = new PciIds('/dev/null');

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseResourceTable } from '../../src/pci/resource-table.js';
+import { parseResourceTable } from '../../src/host/sysfs/resource-table.js';
 
 const line = (start: bigint, end: bigint, flags: number): string =>
   `0x${start.toString(16).padStart(16, '0')} 0x${end.toString(16).padStart(16, '0')} 0x${flags.toString(16).padStart(16, '0')}`;

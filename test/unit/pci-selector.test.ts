@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseAddress } from '../../src/pci/address.js';
 import { deviceSelector, matchesId, matchesSlot, parseIdSelector, parseSlotSelector, SelectorError } from '../../src/pci/selector.js';
-import { listDevices } from '../../src/pci/discovery.js';
+import { listDevices } from '../../src/host/sysfs/discovery.js';
 import { exitCodeFor } from '../../src/cli/errors.js';
 
 const addr = parseAddress;

@@ -4,7 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameReader, encodeFrame, type Frame } from '../../src/protocol/frame.js';
+import { FrameReader, encodeFrame, type Frame } from '../../src/protocol/ring/frame.js';
 import {
   MAX_ERROR_MESSAGE,
   decodeBarReadReply,
@@ -23,7 +23,7 @@ import {
   encodeRequest,
   errorFromReply,
   isErrorReply,
-} from '../../src/protocol/codec.js';
+} from '../../src/protocol/ring/codec.js';
 import {
   ErrorCode,
   FrameFlags,
@@ -34,7 +34,7 @@ import {
   errorCodeName,
   type DeviceDescriptor,
   type Request,
-} from '../../src/protocol/messages.js';
+} from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
 
 const addr = (domain: number, bus: number, device: number, fn: number): PciAddress => ({ domain, bus, device, function: fn });

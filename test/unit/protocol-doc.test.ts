@@ -1,5 +1,5 @@
 /**
- * docs/protocol.md is normative and src/protocol/messages.ts is the same contract in code: this test
+ * docs/protocol.md is normative and src/protocol/ring/messages.ts is the same contract in code: this test
  * keeps them in step. It reads the doc's tables (constants, flags, message types, error codes,
  * every payload layout) and checks them against the code by encoding real messages, and decodes the
  * doc's hex and JSON examples with the codec.
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FrameReader, type Frame } from '../../src/protocol/frame.js';
+import { FrameReader, type Frame } from '../../src/protocol/ring/frame.js';
 import {
   MAX_ERROR_MESSAGE,
   decodeRequest,
@@ -17,9 +17,9 @@ import {
   encodeConfigReadReply,
   encodeErrorReply,
   encodeRequest,
-} from '../../src/protocol/codec.js';
-import * as messages from '../../src/protocol/messages.js';
-import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/messages.js';
+} from '../../src/protocol/ring/codec.js';
+import * as messages from '../../src/protocol/ring/messages.js';
+import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
 import { MAX_GARBAGE } from '../../src/backend/server/frontend-session.js';
 import { PARTIAL_FRAME_TIMEOUT_MS } from '../../src/backend/server/ring-server.js';
@@ -86,7 +86,7 @@ function enumEntries(e: Record<string, string | number>): [string, number][] {
   return Object.entries(e).filter((entry): entry is [string, number] => typeof entry[1] === 'number');
 }
 
-describe('docs/protocol.md tables agree with src/protocol/messages.ts', () => {
+describe('docs/protocol.md tables agree with src/protocol/ring/messages.ts', () => {
   test('constants', () => {
     const t = table((x) => x.caption === 'Constants:', 'constants');
     const documented = new Map(t.rows.map((r) => [r[0], number(r[1])]));

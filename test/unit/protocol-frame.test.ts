@@ -5,8 +5,8 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameReader, encodeFrame, writeHeader, type Frame, type FrameFault, type ReadItem } from '../../src/protocol/frame.js';
-import { HEADER_SIZE, MAGIC, MAX_FRAME } from '../../src/protocol/messages.js';
+import { FrameReader, encodeFrame, writeHeader, type Frame, type FrameFault, type ReadItem } from '../../src/protocol/ring/frame.js';
+import { HEADER_SIZE, MAGIC, MAX_FRAME } from '../../src/protocol/ring/messages.js';
 import { Random, seedFromEnv } from '../support/fuzz-random.js';
 
 const MAGIC_BYTES = Buffer.from([0x58, 0x50, 0x43, 0x49]);

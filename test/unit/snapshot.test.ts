@@ -4,7 +4,7 @@ import { existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAddress } from '../../src/pci/address.js';
-import { readDevice } from '../../src/pci/discovery.js';
+import { readDevice } from '../../src/host/sysfs/discovery.js';
 import { buildConfigImage, createFixtureTree, type FixtureBar } from '../support/fixture-sysfs.js';
 import { snapshotDevice } from '../../src/backend/snapshot.js';
 import { native } from '../../src/native/binding.js';

@@ -10,7 +10,7 @@
  */
 import type { RegisterFile } from '../../native/binding.js';
 import { PCI_COMMAND } from '../../pci/config-header.js';
-import { ErrorCode, XpciError } from '../../protocol/messages.js';
+import { ErrorCode, XpciError } from '../../protocol/ring/messages.js';
 import type { BarEmulation } from '../bar-emulation.js';
 import type { DenialLog } from './denial-log.js';
 import type { ConfigLayout } from './layout.js';

@@ -10,8 +10,8 @@
  */
 import { formatAddress, parseAddress, sameAddress, type PciAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
-import { listDevices } from '../../pci/discovery.js';
-import { pciDevicesDir } from '../../pci/sysfs-paths.js';
+import { listDevices } from '../../host/sysfs/discovery.js';
+import { pciDevicesDir } from '../../host/sysfs/paths.js';
 import { LifecycleError } from './errors.js';
 import { ensureStateDir } from './state-dir.js';
 import { acquireDeviceLock } from './device-lock.js';

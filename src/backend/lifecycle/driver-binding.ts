@@ -6,7 +6,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { PciAddress } from '../../pci/address.js';
-import { deviceDir, pciDriversDir } from '../../pci/sysfs-paths.js';
+import { deviceDir, pciDriversDir } from '../../host/sysfs/paths.js';
 import { LifecycleError } from './errors.js';
 
 /** The driver xpci parks seized devices on: it binds, claims nothing and keeps host drivers off. */

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
-import type { ExportMode } from '../../protocol/messages.js';
+import type { ExportMode } from '../../protocol/ring/messages.js';
 import { LifecycleError } from './errors.js';
 
 export interface ExportConfigDevice {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatAddress, type PciAddress } from '../../pci/address.js';
-import { deviceDir } from '../../pci/sysfs-paths.js';
+import { deviceDir } from '../../host/sysfs/paths.js';
 import { fileSysfsWriter, type SysfsWriter } from './sysfs-writer.js';
 
 export interface ResetResult {

@@ -10,8 +10,8 @@
  */
 import createDebug from 'debug';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
-import { MessageType, type ExportMode, type Request } from '../../protocol/messages.js';
-import { controlSocketPath, type ControlReply, type ControlRequest } from '../lifecycle/control-protocol.js';
+import { MessageType, type ExportMode, type Request } from '../../protocol/ring/messages.js';
+import { controlSocketPath, type ControlReply, type ControlRequest } from '../../protocol/control/hotplug-control.js';
 import { ControlServer } from './control-server.js';
 import type { TableEntry } from './device-table.js';
 import type { DenialRecord } from '../exported-device.js';

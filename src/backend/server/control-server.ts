@@ -2,11 +2,11 @@
  * Hosts the hot-plug control channel (`<ring socket>.ctl`): always 0600 and root-only whatever the
  * ring's allow lists say, since attach/detach decide which host devices leave the host. Peers are
  * checked with SO_PEERCRED before a line is read; the line protocol itself lives in
- * lifecycle/control-protocol.ts.
+ * src/protocol/control/hotplug-control.ts.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
-import { encodeControlReply, serveControlConnection, type ControlHandler } from '../lifecycle/control-protocol.js';
+import { encodeControlReply, serveControlConnection, type ControlHandler } from '../../protocol/control/hotplug-control.js';
 import type { Admission } from './ring-server.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 

@@ -11,7 +11,7 @@
  * - passthrough: addresses unchanged; roots are the exported devices' domain:bus, deduplicated.
  */
 import { formatAddress, formatBus, packAddress, sameSlot, type PciAddress } from '../../pci/address.js';
-import type { ExportMode } from '../../protocol/messages.js';
+import type { ExportMode } from '../../protocol/ring/messages.js';
 
 export const VPCI_SLOTS = 32;
 export const VPCI_ROOT = formatBus(0, 0);

@@ -7,8 +7,8 @@
  * XpciError and become error replies in the session.
  */
 import { formatAddress, packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
-import { encodeBarReadReply, encodeEmptyReply } from '../../protocol/codec.js';
-import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/messages.js';
+import { encodeBarReadReply, encodeEmptyReply } from '../../protocol/ring/codec.js';
+import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/ring/messages.js';
 import type { DeviceTable } from './device-table.js';
 import type { ReplyBatch } from './reply-batch.js';
 import type { RequestLog } from './request-log.js';

@@ -3,8 +3,8 @@
  * reset it, ExportedDevice serves it, SO_PEERCRED admits peers. Kept apart from the reconciler so
  * the export policy can be exercised on its own.
  */
-import { readDevice } from '../../pci/discovery.js';
-import type { ExportMode } from '../../protocol/messages.js';
+import { readDevice } from '../../host/sysfs/discovery.js';
+import type { ExportMode } from '../../protocol/ring/messages.js';
 import { openExportedDevice, type ExportedDevice } from '../exported-device.js';
 import { acquireDeviceLock } from '../lifecycle/device-lock.js';
 import { checkPeer } from '../lifecycle/peer-access.js';

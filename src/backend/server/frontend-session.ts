@@ -11,9 +11,9 @@
  * is closed; nothing a peer sends can make the session throw.
  */
 import createDebug from 'debug';
-import { readU16, readU32 } from '../../protocol/bytes.js';
-import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../../protocol/frame.js';
-import { CONFIG_READ_FRAME, decodeRequest, encodeErrorReply, encodeJsonReply, encodePingReply } from '../../protocol/codec.js';
+import { readU16, readU32 } from '../../protocol/ring/bytes.js';
+import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../../protocol/ring/frame.js';
+import { CONFIG_READ_FRAME, decodeRequest, encodeErrorReply, encodeJsonReply, encodePingReply } from '../../protocol/ring/codec.js';
 import {
   ErrorCode,
   FrameFlags,
@@ -27,7 +27,7 @@ import {
   type ExportMode,
   type HelloReply,
   type Request,
-} from '../../protocol/messages.js';
+} from '../../protocol/ring/messages.js';
 import type { DeviceTable } from './device-table.js';
 import { configReadRequest, executeDeviceRequest, isDeviceRequest, serveConfigRead, type DeviceEndpoint } from './dispatcher.js';
 import { ReplyBatch } from './reply-batch.js';

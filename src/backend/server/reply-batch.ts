@@ -4,7 +4,7 @@
  * write. ConfigRead replies (the hot path) are encoded in place; other replies are copied in.
  * Each taken buffer is new: the socket may still hold the previous one.
  */
-import { CONFIG_READ_REPLY_LENGTH, writeConfigReadReply } from '../../protocol/codec.js';
+import { CONFIG_READ_REPLY_LENGTH, writeConfigReadReply } from '../../protocol/ring/codec.js';
 
 /** A first allocation never exceeds this (a full ring of ConfigRead replies fits): a chunk of garbage gets one short reply. */
 const MAX_FIRST_ALLOCATION = 8192;

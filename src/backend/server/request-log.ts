@@ -5,7 +5,7 @@
  */
 import createDebug from 'debug';
 import { formatAddress } from '../../pci/address.js';
-import { errorCodeName, MessageType, type Request } from '../../protocol/messages.js';
+import { errorCodeName, MessageType, type Request } from '../../protocol/ring/messages.js';
 
 const trace = createDebug('xpci:request');
 

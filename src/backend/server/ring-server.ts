@@ -7,8 +7,8 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
-import { encodeErrorReply, encodeEvent } from '../../protocol/codec.js';
-import { ErrorCode, MessageType } from '../../protocol/messages.js';
+import { encodeErrorReply, encodeEvent } from '../../protocol/ring/codec.js';
+import { ErrorCode, MessageType } from '../../protocol/ring/messages.js';
 import { FrontendSession, type SessionContext, type SessionOutput } from './frontend-session.js';
 
 const debug = createDebug('xpci:server');

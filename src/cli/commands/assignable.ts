@@ -5,7 +5,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { parseAddress } from '../../pci/address.js';
-import { DEFAULT_SYSFS_ROOT } from '../../pci/sysfs-paths.js';
+import { DEFAULT_SYSFS_ROOT } from '../../host/sysfs/paths.js';
 import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';
 import {
   AssignableError, assignableAdd, assignableList, assignableRemove, type AssignableOutcome,

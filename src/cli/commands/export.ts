@@ -7,8 +7,8 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
-import { DEFAULT_SYSFS_ROOT } from '../../pci/sysfs-paths.js';
-import type { ExportMode } from '../../protocol/messages.js';
+import { DEFAULT_SYSFS_ROOT } from '../../host/sysfs/paths.js';
+import type { ExportMode } from '../../protocol/ring/messages.js';
 import type { DenialRecord, ExportedDevice } from '../../backend/exported-device.js';
 import { loadExportConfig, type ExportConfig } from '../../backend/lifecycle/export-config.js';
 import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';

@@ -1,6 +1,6 @@
 /**
  * `xpci attach <BDF>` / `xpci detach <BDF>`: hot-plug a device into or out of a running export over
- * its control socket (src/backend/lifecycle/control-protocol.ts). The backend reconciles its device
+ * its control socket (src/protocol/control/hotplug-control.ts). The backend reconciles its device
  * set and tells the frontend with DeviceAdded/DeviceRemoved; the other devices keep their slots.
  */
 import { connect } from 'node:net';
@@ -10,7 +10,7 @@ import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import {
   ControlLineReader, controlSocketPath, encodeControlRequest, parseControlReply,
   type ControlReply, type ControlRequest,
-} from '../../backend/lifecycle/control-protocol.js';
+} from '../../protocol/control/hotplug-control.js';
 import { RuntimeError } from '../errors.js';
 
 /** Resets on attach/detach can take a while; a backend silent for this long is reported. */

@@ -3,12 +3,12 @@
  * and whether xpci can export each one. Reads sysfs only; never changes anything.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { DeviceNotFoundError, listDevices } from '../../pci/discovery.js';
+import { DeviceNotFoundError, listDevices } from '../../host/sysfs/discovery.js';
 import type { BarInfo, PciDeviceInfo } from '../../pci/device-info.js';
 import { describeDevice, deviceText } from '../../pci/lspci-format.js';
 import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { deviceSelector, matchesSlot, parseSlotSelector } from '../../pci/selector.js';
-import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../pci/sysfs-paths.js';
+import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../host/sysfs/paths.js';
 import { STUB_DRIVER } from '../../backend/lifecycle/driver-binding.js';
 
 interface ListArgs {

@@ -4,7 +4,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { parseAddress } from '../../pci/address.js';
-import { DEFAULT_SYSFS_ROOT } from '../../pci/sysfs-paths.js';
+import { DEFAULT_SYSFS_ROOT } from '../../host/sysfs/paths.js';
 import { snapshotDevice } from '../../backend/snapshot.js';
 
 interface SnapshotArgs {

@@ -2,7 +2,7 @@
  * Message encoding and decoding for both sides. Decoders copy every field out of the frame into
  * plain values once and validate shape (not policy): the backend never looks at the frame again.
  */
-import { packAddress, unpackAddress, type PciAddress } from '../pci/address.js';
+import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
 import { encodeFrame, writeHeader, type Frame } from './frame.js';
 import {

@@ -9,7 +9,7 @@
  *  10  u16 flags   FrameFlags
  *  12  u32 id      request id chosen by the frontend, echoed in the reply; 0 in events
  */
-import type { PciAddress } from '../pci/address.js';
+import type { PciAddress } from '../../pci/address.js';
 
 export const MAGIC = 0x49435058;
 export const HEADER_SIZE = 16;

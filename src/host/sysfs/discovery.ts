@@ -6,17 +6,17 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import createDebug from 'debug';
-import { compareAddresses, formatAddress, parseAddress, type PciAddress } from './address.js';
-import type { ConfigReader, ConfigWidth } from './config-reader.js';
-import type { PciDeviceInfo } from './device-info.js';
-import type { LspciDevice } from './lspci-format.js';
-import { configPath, deviceDir, pciDevicesDir } from './sysfs-paths.js';
+import { compareAddresses, formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
+import type { ConfigReader, ConfigWidth } from '../../pci/config-reader.js';
+import type { PciDeviceInfo } from '../../pci/device-info.js';
+import type { LspciDevice } from '../../pci/lspci-format.js';
+import { configPath, deviceDir, pciDevicesDir } from './paths.js';
 import { parseResourceTable } from './resource-table.js';
 import {
   PCI_BASE_CLASS_BRIDGE, PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_MULTI_FUNCTION, PCI_REVISION_ID,
   PCI_STD_HEADER_SIZE, PCI_SUBSYSTEM_ID, PCI_SUBSYSTEM_VENDOR_ID,
-} from './config-header.js';
-import { native, type RegisterFile } from '../native/binding.js';
+} from '../../pci/config-header.js';
+import { native, type RegisterFile } from '../../native/binding.js';
 
 const debug = createDebug('xpci:discovery');
 

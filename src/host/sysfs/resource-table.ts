@@ -4,7 +4,7 @@
  * Flags are the kernel's IORESOURCE_* bits (include/linux/ioport.h), which the kernel documents as
  * stable because this file exposes them to userspace.
  */
-import type { BarInfo } from './device-info.js';
+import type { BarInfo } from '../../pci/device-info.js';
 
 export const IORESOURCE_IO = 0x100;
 export const IORESOURCE_MEM = 0x200;

@@ -3,7 +3,7 @@
  * `bus/pci/devices/`; the default is the real `/sys`.
  */
 import { join } from 'node:path';
-import { formatAddress, type PciAddress } from './address.js';
+import { formatAddress, type PciAddress } from '../../pci/address.js';
 
 export const DEFAULT_SYSFS_ROOT = '/sys';
 
