@@ -44,7 +44,11 @@ export async function withFrontend<T>(args: FrontendArgs, command: string, body:
       logRequest: args['verbose-request'] ? (line) => process.stderr.write(`xpci:request ${line}\n`) : undefined,
     });
   } catch (error) {
-    if (error instanceof ConnectError) throw new RuntimeError(`${error.message} (is \`xpci export\` running?)`);
+    if (error instanceof ConnectError) {
+      // Only a missing or dead socket suggests that no backend runs; a permission error says its own fix.
+      const hint = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? ' (is `xpci export` running?)' : '';
+      throw new RuntimeError(`${error.message}${hint}`);
+    }
     if (error instanceof XpciError && REFUSALS.has(error.code)) {
       throw new RuntimeError(`the backend at ${path} refused the session: ${errorCodeName(error.code)}: ${error.message}`);
     }

@@ -1,5 +1,7 @@
 /** Open the right transport for a path: a Unix socket or a character device (fs.stat decides). */
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { openCharDeviceTransport } from './char-device-transport.js';
 import { ConnectError, type Transport, type TransportKind } from './transport.js';
 import { openUnixSocketTransport } from './unix-socket-transport.js';
@@ -24,8 +26,30 @@ export async function openTransport(path: string): Promise<Transport> {
 
 function connectErrorFrom(path: string, error: unknown): ConnectError {
   const e = error as NodeJS.ErrnoException;
+  if (e.code === 'EACCES' || e.code === 'EPERM') return new ConnectError(path, permissionDenied(path), e.code);
   const reason = e.code === 'ENOENT' ? 'no such file' : e.code === 'ECONNREFUSED' ? 'connection refused (stale socket?)'
-    : e.code === 'EACCES' ? 'permission denied' : e.code === 'EBUSY' ? 'device busy (another frontend has it open)'
+    : e.code === 'EBUSY' ? 'device busy (another frontend has it open)'
     : (e.message ?? String(error));
   return new ConnectError(path, `cannot connect to ${path}: ${reason}`, e.code);
+}
+
+/**
+ * Which file refused and how to get in: the socket itself (0600 unless the export admits others) or,
+ * when it cannot even be looked at, the folder holding it (the backend's 0700 state directory).
+ */
+function permissionDenied(path: string): string {
+  const fix = `run as root or export with --allow-uid ${process.getuid?.() ?? 'UID'}`;
+  for (const [file, what] of [[path, 'socket'], [dirname(path), 'directory']] as const) {
+    let info;
+    try {
+      info = statSync(file);
+    } catch {
+      continue;
+    }
+    const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+    const owner = info.uid === 0 ? 'root' : `uid ${info.uid}`;
+    const holding = what === 'directory' ? ', which holds the socket' : '';
+    return `permission denied on ${file} (${what} mode ${mode}, owner ${owner}${holding}): ${fix}`;
+  }
+  return `permission denied on ${path}: ${fix}`;
 }

@@ -17,7 +17,7 @@ import { ErrorCode, MAGIC, MessageType, type DeviceDescriptor } from '../../src/
 import { BackendServer, type BackendOptions } from '../../src/backend/server/backend-server.js';
 import { admitPeer, createExportHost } from '../../src/backend/server/export-host.js';
 import type { ExportedDevice } from '../../src/backend/exported-device.js';
-import { sendControlRequest } from '../../src/cli/commands/hotplug.js';
+import { sendControlRequest } from '../../src/cli/control-client.js';
 
 const nic = (fn: number, extra: Partial<FixtureDeviceSpec> = {}): FixtureDeviceSpec => ({
   address: `0000:00:05.${fn}`,

@@ -36,7 +36,7 @@ describe('assignable and snapshot commands (fixture trees only)', () => {
     stateDir = join(scratch, 'state');
     fakeBin = join(scratch, 'bin');
     mkdirSync(fakeBin);
-    writeFileSync(join(fakeBin, 'modprobe'), '#!/bin/sh\necho "fake modprobe refused: $*" >&2\nexit 1\n');
+    writeFileSync(join(fakeBin, 'modprobe'), `#!/bin/sh\ntouch ${join(scratch, 'modprobe-ran')}\necho "fake modprobe refused: $*" >&2\nexit 1\n`);
     chmodSync(join(fakeBin, 'modprobe'), 0o755);
   });
   after(() => {
@@ -58,27 +58,29 @@ describe('assignable and snapshot commands (fixture trees only)', () => {
     assert.equal(existsSync(join(tree.deviceDir(BRIDGE), 'driver_override')), false);
   });
 
-  test('on a plain fixture the writes land in the files; without a kernel the bind cannot be verified, and the record is kept', () => {
+  test('on a plain fixture the bind cannot happen: the failed add is rolled back and leaves no record', () => {
     const r = xpci('assignable-add', '06:01.0', '--sysfs-root', tree.root, '--json');
     assert.equal(r.status, 1);
-    assert.equal(r.stderr, 'xpci: assignable-add failed: 0000:06:01.0: not bound to pci-stub after probing (driver now: e1000); its original driver e1000 stays recorded for assignable-remove\n');
+    assert.equal(r.stderr, 'xpci: assignable-add failed: 0000:06:01.0: not bound to pci-stub after probing (driver now: e1000); rolled back: still on e1000, no record kept\n');
     assert.equal(JSON.parse(r.stdout).devices[0].action, 'failed');
-    assert.equal(readFileSync(join(tree.deviceDir(NIC), 'driver_override'), 'utf8'), 'pci-stub');
-    assert.equal(readFileSync(join(tree.root, 'bus', 'pci', 'drivers', 'e1000', 'unbind'), 'utf8'), NIC);
-    assert.equal(readFileSync(join(tree.root, 'bus', 'pci', 'drivers_probe'), 'utf8'), NIC);
-    const list = xpci('assignable-list', '--sysfs-root', tree.root, '--json');
-    assert.equal(list.status, 0);
-    assert.deepEqual(JSON.parse(list.stdout).devices.map((d: { bdf: string; originalDriver: string; driver: string }) => [d.bdf, d.originalDriver, d.driver]),
-      [[NIC, 'e1000', 'e1000']]);
-    const text = xpci('assignable-list', '--sysfs-root', tree.root);
-    assert.match(text.stdout, /^0000:06:01\.0  driver e1000  original e1000  since /);
-    // Still on a host driver: remove only forgets the record.
-    const removed = xpci('assignable-remove', NIC, '--sysfs-root', tree.root);
-    assert.equal(removed.status, 0, removed.stderr);
-    assert.match(removed.stdout, /^0000:06:01\.0: released: now e1000 \(original driver: e1000\)\n  note: already back on host driver e1000/);
-    assert.equal(readFileSync(join(tree.deviceDir(NIC), 'driver_override'), 'utf8'), '\n');
+    assert.equal(readFileSync(join(tree.root, 'bus', 'pci', 'drivers', 'e1000', 'unbind'), 'utf8'), NIC, 'the seize was attempted');
+    assert.equal(readFileSync(join(tree.deviceDir(NIC), 'driver_override'), 'utf8'), '\n', 'driver_override cleared again');
     assert.equal(xpci('assignable-list', '--sysfs-root', tree.root).stdout, `no devices held by xpci (state directory ${stateDir})\n`);
     assert.match(xpci('assignable-remove', NIC, '--sysfs-root', tree.root).stdout, /not held by xpci \(driver: e1000\)/);
+  });
+
+  test('a fixture tree without pci-stub never runs the host modprobe', () => {
+    const bare = createFixtureTree([{ address: NIC, config: buildConfigImage({ vendor: 0x8086, device: 0x100e, classCode: 0x020000 }), driver: 'e1000' }]);
+    try {
+      const r = xpci('assignable-add', NIC, '--sysfs-root', bare.root);
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+      assert.match(r.stderr, /^xpci: pci-stub is not in the sysfs tree .* modprobe is only run for \/sys\n$/);
+      assert.equal(existsSync(join(scratch, 'modprobe-ran')), false, 'modprobe was run');
+      assert.equal(xpci('assignable-list', '--sysfs-root', bare.root).stdout, `no devices held by xpci (state directory ${stateDir})\n`);
+    } finally {
+      bare.cleanup();
+    }
   });
 
   test('snapshot: usage errors, then a snapshot that serves as a sysfs root', () => {

@@ -11,7 +11,7 @@ import {
   ControlLineReader, MAX_CONTROL_LINE, controlSocketPath, encodeControlReply, encodeControlRequest, parseControlReply,
   parseControlRequest, serveControlConnection, type ControlHandler, type ControlRequest,
 } from '../../src/protocol/control/hotplug-control.js';
-import { sendControlRequest } from '../../src/cli/commands/hotplug.js';
+import { sendControlRequest } from '../../src/cli/control-client.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -21,6 +21,7 @@ describe('control protocol encoding', () => {
     assert.equal(line, '{"op":"attach","device":"0000:06:01.0","permissive":true}\n');
     assert.deepEqual(parseControlRequest(line.trimEnd()), { op: 'attach', device: '0000:06:01.0', permissive: true });
     assert.deepEqual(parseControlRequest('{"op":"detach","device":"06:01.0"}'), { op: 'detach', device: '0000:06:01.0' });
+    assert.deepEqual(parseControlRequest('{"op":"export-status"}'), { op: 'export-status' });
     assert.equal(controlSocketPath('/run/xpci/xpci.sock'), '/run/xpci/xpci.sock.ctl');
   });
 
@@ -28,7 +29,8 @@ describe('control protocol encoding', () => {
     const cases: [string, RegExp][] = [
       ['attach 06:01.0', /not JSON/],
       ['[1]', /expected a JSON object/],
-      ['{"op":"remove","device":"06:01.0"}', /op must be one of attach, detach, status, got "remove"/],
+      ['{"op":"remove","device":"06:01.0"}', /op must be one of attach, detach, status, export-status, got "remove"/],
+      ['{"op":"export-status","device":"06:01.0"}', /export-status takes no device/],
       ['{"op":"attach"}', /device must be a PCI address string/],
       ['{"op":"attach","device":"06:01"}', /invalid PCI address '06:01'/],
       ['{"op":"attach","device":"06:01.0","permissive":"yes"}', /permissive must be true or false/],

@@ -109,12 +109,12 @@ describe('xpci list on fixture trees', () => {
       description: 'Class 0200: Device 8086:10c9 (rev 01)', headerType: 0, multiFunction: true, bridge: false, driver: 'igb',
       configSize: 4096, iommuGroup: 3,
       bars: [
-        { index: 0, start: 0xfebc0000, size: 0x20000, type: 'mem', prefetchable: false, is64: false },
-        { index: 2, start: 0xc040, size: 0x20, type: 'io', prefetchable: false, is64: false },
-        { index: 4, start: 0x80_0000_0000, size: 0x100000, type: 'mem', prefetchable: true, is64: true },
+        { index: 0, start: 0xfebc0000, size: 0x20000, kind: 'mem', prefetchable: false, is64: false },
+        { index: 2, start: 0xc040, size: 0x20, kind: 'io', prefetchable: false, is64: false },
+        { index: 4, start: 0x80_0000_0000, size: 0x100000, kind: 'mem', prefetchable: true, is64: true },
       ],
       rom: { start: 0xfeb80000, size: 0x40000 },
-      exportable: 'read-only', reason: nic0.reason,
+      exportable: 'read-only', reason: nic0.reason, heldBy: null,
     });
     assert.match(nic0.reason, /host driver igb.*--read-only.*xpci assignable-add 0000:06:01.0/);
     assert.deepEqual([nic1.multiFunction, nic1.driver, nic1.exportable, nic1.configSize, nic1.bars, nic1.rom], [true, null, 'yes', 256, [], null]);

@@ -109,10 +109,10 @@ describe('xpci lspci against the mini backend', () => {
     assert.match(verbose.stdout, /Capabilities: \[40\] Power Management version 2/);
   });
 
-  test('--json: address, ids, class, revision, config size, BARs, and config bytes with a dump flag', async () => {
+  test('--json: bdf, ids, class, revision, config size, BARs, and config bytes with a dump flag', async () => {
     const plain = JSON.parse((await lspci('--json', '-s', '00:00.0')).stdout);
     assert.deepEqual(plain, [{
-      address: '0000:00:00.0', vendor: '8086', device: '10d3', class: '020000', revision: '02', configSize: 4096,
+      bdf: '0000:00:00.0', vendor: '8086', device: '10d3', class: '020000', revision: '02', configSize: 4096,
       bars: [{ index: 0, kind: 'mem', is64: false, prefetchable: false, size: 64 }],
     }]);
     const dumped = JSON.parse((await lspci('--json', '-xxx', '-s', '.2')).stdout);

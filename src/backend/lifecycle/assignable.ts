@@ -11,7 +11,7 @@
 import { formatAddress, parseAddress, sameAddress, type PciAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
 import { listDevices } from '../../host/sysfs/discovery.js';
-import { pciDevicesDir } from '../../host/sysfs/paths.js';
+import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../host/sysfs/paths.js';
 import { LifecycleError } from './errors.js';
 import { ensureStateDir } from './state-dir.js';
 import { acquireDeviceLock } from './device-lock.js';
@@ -117,7 +117,7 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
   const problems = findSeparationProblems(all, requested);
   if (problems.length > 0) throw new LifecycleError(`refused: ${problems.join('; ')}`);
   ensureStateDir(stateDir);
-  if (requested.some((d) => d.driver !== STUB_DRIVER)) ensureStubDriver(sysfsRoot, options.loadModule ?? modprobe);
+  if (requested.some((d) => d.driver !== STUB_DRIVER)) ensureStubDriver(sysfsRoot, options.loadModule ?? hostModuleLoader(sysfsRoot));
 
   const alreadyHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
     const record = readRecord(stateDir, device.bdf);
@@ -139,17 +139,56 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
     if (record && !inHostUse) notes.push('finishing an earlier interrupted assignable-add');
     writeRecord(stateDir, { bdf, originalDriver, sysfsRoot, since: record?.since ?? new Date().toISOString() });
 
-    writer.write(driverOverridePath(sysfsRoot, address), STUB_DRIVER);
-    if (driver !== STUB_DRIVER) {
-      if (driver !== null) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
-      writer.write(driversProbePath(sysfsRoot), bdf);
+    try {
+      writer.write(driverOverridePath(sysfsRoot, address), STUB_DRIVER);
+      if (driver !== STUB_DRIVER) {
+        if (driver !== null) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
+        writer.write(driversProbePath(sysfsRoot), bdf);
+      }
+    } catch (error) {
+      throw new LifecycleError(`${(error as Error).message}; ${rollBack(device, driver, record !== null, writer, stateDir, sysfsRoot)}`);
     }
     const now = currentDriver(sysfsRoot, address);
     if (now !== STUB_DRIVER) {
-      throw new LifecycleError(`not bound to ${STUB_DRIVER} after probing (driver now: ${now ?? 'none'}); its original driver ${originalDriver ?? '(none)'} stays recorded for assignable-remove`);
+      throw new LifecycleError(`not bound to ${STUB_DRIVER} after probing (driver now: ${now ?? 'none'}); ${rollBack(device, driver, record !== null, writer, stateDir, sysfsRoot)}`);
     }
     return { bdf, action: 'seized', originalDriver, driver: now, notes };
   });
+}
+
+/**
+ * modprobe only ever runs for the host's own /sys: a fixture tree has no kernel behind it, so a
+ * missing pci-stub there is reported instead of loading a module into the machine running the tests.
+ */
+function hostModuleLoader(sysfsRoot: string): ModuleLoader {
+  if (sysfsRoot === DEFAULT_SYSFS_ROOT) return modprobe;
+  return (module) => {
+    throw new LifecycleError(`${module} is not in the sysfs tree ${sysfsRoot} (no bus/pci/drivers/${module}); modprobe is only run for ${DEFAULT_SYSFS_ROOT}`);
+  };
+}
+
+/**
+ * After a failed seize: clear driver_override and, if the device lost its driver, re-probe so the
+ * original one takes it back. The record written by this attempt is forgotten once the device is
+ * where it started (a failed add leaves nothing behind); otherwise, or when an earlier interrupted
+ * add wrote it, it is kept, since it is the only memory of the original driver.
+ * Returns what happened, for the error message.
+ */
+function rollBack(device: PciDeviceInfo, before: string | null, earlierRecord: boolean, writer: SysfsWriter, stateDir: string, sysfsRoot: string): string {
+  const { address, bdf } = device;
+  try {
+    writer.write(driverOverridePath(sysfsRoot, address), '\n');
+    const now = currentDriver(sysfsRoot, address);
+    if (now === null && before !== null) writer.write(driversProbePath(sysfsRoot), bdf);
+  } catch {
+    // the state is checked below whatever happened here
+  }
+  const now = currentDriver(sysfsRoot, address);
+  if (now === before && !earlierRecord) {
+    forgetRecord(stateDir, bdf);
+    return `rolled back: still on ${now ?? 'no driver'}, no record kept`;
+  }
+  return `could not roll back (driver now: ${now ?? 'none'}, was ${before ?? 'none'}): its original driver stays recorded for assignable-remove`;
 }
 
 /** Give `addresses` back to their original drivers and forget them. */

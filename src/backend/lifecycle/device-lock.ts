@@ -5,7 +5,7 @@
  * never sees a half-written lock). A lock whose owner is gone (`kill -9`) or whose pid now belongs to
  * another process is stale: it is reported and cleared, so a crash never blocks the next export.
  */
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
@@ -179,4 +179,23 @@ function makeLock(bdf: string, path: string, content: string, staleNote: string 
       debug('released %s', bdf);
     },
   };
+}
+
+/** Every lock file of `stateDir` with its holder, by device; no locks/ folder means none. */
+export function listLocks(stateDir: string): (LockInspection & { bdf: string })[] {
+  let names: string[];
+  try {
+    names = readdirSync(locksDir(stateDir));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return names
+    .filter((name) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\.lock$/.test(name))
+    .sort()
+    .flatMap((name) => {
+      const bdf = name.slice(0, -'.lock'.length);
+      const found = inspectDeviceLock(stateDir, bdf);
+      return found ? [{ bdf, ...found }] : [];
+    });
 }

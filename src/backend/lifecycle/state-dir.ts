@@ -4,6 +4,7 @@
  * forgotten at reboot, which is right: after a reboot no device is seized and no export runs.
  */
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LifecycleError } from './errors.js';
 
@@ -14,6 +15,16 @@ export function resolveStateDir(option?: string, env: NodeJS.ProcessEnv = proces
   if (option !== undefined && option !== '') return option;
   const fromEnv = env.XPCI_STATE_DIR;
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_STATE_DIR;
+}
+
+/**
+ * Where a non-root user's export of a fixture tree keeps its state and socket when none is named:
+ * $XDG_RUNTIME_DIR/xpci (private to the user), else <tmpdir>/xpci-<uid>. ensureDirectory refuses
+ * it if another user created it first.
+ */
+export function userRuntimeDir(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): string {
+  const runtime = env.XDG_RUNTIME_DIR;
+  return runtime !== undefined && runtime !== '' ? join(runtime, 'xpci') : join(tmpdir(), `xpci-${uid}`);
 }
 
 export const assignableDir = (stateDir: string): string => join(stateDir, 'assignable');

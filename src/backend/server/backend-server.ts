@@ -11,7 +11,7 @@
 import createDebug from 'debug';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
 import { MessageType, type ExportMode, type Request } from '../../protocol/ring/messages.js';
-import { controlSocketPath, type ControlReply, type ControlRequest } from '../../protocol/control/hotplug-control.js';
+import { controlSocketPath, type ControlReply, type ControlRequest, type ExportStatus } from '../../protocol/control/hotplug-control.js';
 import { ControlServer } from './control-server.js';
 import type { TableEntry } from './device-table.js';
 import type { DenialRecord } from '../exported-device.js';
@@ -126,6 +126,8 @@ export class BackendServer<D extends ManagedDevice> {
   }
 
   handleControl(request: ControlRequest): ControlReply {
+    if (request.op === 'export-status') return { ok: true, export: this.exportStatus() };
+    if (request.device === undefined) return { ok: false, error: `${request.op} needs a device` };
     const address = parseAddress(request.device);
     switch (request.op) {
       case 'attach':
@@ -135,6 +137,21 @@ export class BackendServer<D extends ManagedDevice> {
       case 'status':
         return this.status(address);
     }
+  }
+
+  /** The export as `xpci status` shows it: devices with their denial counts, and the connected peer. */
+  exportStatus(): ExportStatus {
+    return {
+      pid: process.pid,
+      socket: this.options.socketPath,
+      mode: this.options.mode,
+      readOnly: this.options.readOnly,
+      peer: this.ring.peer,
+      devices: this.reconciler.table.entries().map((entry) => ({
+        ...this.describe(entry),
+        denied: entry.device.denials().reduce((sum, d) => sum + d.count, 0),
+      })),
+    };
   }
 
   mapping(): MappingEntry[] {

@@ -27,6 +27,14 @@ export interface Admission {
   allowed: boolean;
   /** refusal message for the peer, or why it was admitted (logged) */
   reason: string;
+  /** the peer's SO_PEERCRED credentials, when they were read */
+  credentials?: PeerIdentity;
+}
+
+export interface PeerIdentity {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 export interface RingServerOptions {
@@ -41,6 +49,7 @@ export interface RingServerOptions {
 
 interface ActiveFrontend {
   socket: Socket;
+  peer: PeerIdentity | null;
   session: FrontendSession;
   /** Once set, nothing more is read or written except the closing frames. */
   ending: boolean;
@@ -60,6 +69,12 @@ export class RingServer {
     this.server.on('error', (error) => {
       if (this.server.listening) options.warn(`ring socket error: ${error.message}`);
     });
+  }
+
+  /** Credentials of the connected frontend (xpci status), or null when none is connected. */
+  get peer(): PeerIdentity | null {
+    const frontend = this.active;
+    return frontend && !frontend.ending ? frontend.peer : null;
   }
 
   /** Send an event to the connected frontend, if it has said Hello (the Hello reply carries the state). */
@@ -104,7 +119,8 @@ export class RingServer {
       return;
     }
     debug('frontend connected (%s)', admission.reason);
-    const frontend: ActiveFrontend = { socket, session: new FrontendSession(this.options.context), ending: false };
+    const peer = admission.credentials ? { pid: admission.credentials.pid, uid: admission.credentials.uid, gid: admission.credentials.gid } : null;
+    const frontend: ActiveFrontend = { socket, peer, session: new FrontendSession(this.options.context), ending: false };
     this.active = frontend;
     this.serve(frontend);
   }

@@ -11,6 +11,7 @@ import {
   AssignableError, assignableAdd, assignableList, assignableRemove, type AssignableOutcome,
 } from '../../backend/lifecycle/assignable.js';
 import { RuntimeError } from '../errors.js';
+import { stateDirFailure } from '../permission-errors.js';
 
 interface DeviceArgs {
   bdf: string[];
@@ -59,7 +60,7 @@ function run(args: DeviceArgs, operation: typeof assignableAdd): void {
   try {
     print(operation(addresses, options), args.json);
   } catch (error) {
-    if (!(error instanceof AssignableError)) throw error;
+    if (!(error instanceof AssignableError)) throw stateDirFailure(options.stateDir, error);
     print(error.outcomes, args.json);
     throw new RuntimeError(error.message);
   }
@@ -94,7 +95,9 @@ export const assignableAddCommand: CommandModule<object, DeviceArgs> = {
       'ORDER AND FAILURES',
       '  Functions are handled slot by slot, function 0 of each slot last. At the first failure the rest are '
         + 'not attempted, and every outcome is printed before the error. Every step is idempotent: running the '
-        + 'command again finishes an interrupted run, and a function already held is left alone. A function '
+        + 'command again finishes an interrupted run, and a function already held is left alone. A failed seize '
+        + 'is rolled back (driver_override cleared, the function re-probed) and leaves no record, unless the '
+        + 'function could not be put back on its driver. On a fixture tree (--sysfs-root) modprobe is never run. A function '
         + "locked by a running 'xpci export' fails: it is never pulled away from a live backend.",
       '',
       'OUTPUT',
@@ -184,7 +187,12 @@ export const assignableListCommand: CommandModule<object, ListArgs> = {
     ].join('\n')) as unknown as Argv<ListArgs>,
   handler: (args) => {
     const stateDir = resolveStateDir(args['state-dir']);
-    const held = assignableList(stateDir, args['sysfs-root']);
+    let held;
+    try {
+      held = assignableList(stateDir, args['sysfs-root']);
+    } catch (error) {
+      throw stateDirFailure(stateDir, error);
+    }
     if (args.json) {
       process.stdout.write(JSON.stringify({ stateDir, devices: held }) + '\n');
       return;

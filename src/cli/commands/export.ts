@@ -11,12 +11,15 @@ import { DEFAULT_SYSFS_ROOT } from '../../host/sysfs/paths.js';
 import type { ExportMode } from '../../protocol/ring/messages.js';
 import type { DenialRecord, ExportedDevice } from '../../backend/exported-device.js';
 import { loadExportConfig, type ExportConfig } from '../../backend/lifecycle/export-config.js';
-import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';
+import { ensureStateDir, resolveStateDir, userRuntimeDir } from '../../backend/lifecycle/state-dir.js';
+import { registerExport } from '../../backend/lifecycle/export-registry.js';
 import { BackendServer, type BackendOptions, type MappingEntry, type ShutdownSummary } from '../../backend/server/backend-server.js';
 import { admitPeer, createExportHost } from '../../backend/server/export-host.js';
 import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
 import { resolveSocketPath } from '../../backend/server/socket-file.js';
-import { RuntimeError, UsageError } from '../errors.js';
+import { describeError, RuntimeError, UsageError } from '../errors.js';
+import { stateDirFailure } from '../permission-errors.js';
+import { join } from 'node:path';
 
 interface ExportArgs {
   devices?: string[];
@@ -69,7 +72,12 @@ function exportMode(text: string | undefined): ExportMode | undefined {
 const union = (a: readonly number[], b: readonly number[]): number[] => [...new Set([...a, ...b])];
 
 /** Lay the command line over the config file: CLI scalars win; device and allow lists are merged. */
-export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean } {
+export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean } {
+  const sysfsRoot = args['sysfs-root'] ?? config?.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
+  // A non-root user exporting a fixture tree (no hardware) gets private defaults instead of root's /run/xpci.
+  const privateDir = uid !== 0 && sysfsRoot !== DEFAULT_SYSFS_ROOT ? userRuntimeDir(env, uid) : undefined;
+  const stateDir = args['state-dir'] ?? config?.stateDir ?? (env.XPCI_STATE_DIR ? undefined : privateDir);
+  const socket = args.socket ?? config?.socket ?? (env.XPCI_SOCKET || privateDir === undefined ? undefined : join(privateDir, 'xpci.sock'));
   const globalPermissive = args.permissive ?? config?.permissive ?? false;
   const devices = new Map<string, DesiredDevice>();
   for (const entry of config?.devices ?? []) {
@@ -84,7 +92,7 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
   const readOnly = args['read-only'] ?? config?.readOnly ?? false;
   return {
     mode: exportMode(args.mode) ?? config?.mode ?? 'vpci',
-    socketPath: resolveSocketPath(args.socket ?? config?.socket, env),
+    socketPath: resolveSocketPath(socket, env),
     devices: [...devices.values()],
     permissive: globalPermissive,
     readOnly,
@@ -94,8 +102,8 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     allowGids: union(config?.allowGids ?? [], idList(args['allow-gid'], 'allow-gid')),
     verboseRequest: args['verbose-request'] ?? false,
     exitOnDisconnect: args['exit-on-disconnect'] ?? false,
-    sysfsRoot: args['sysfs-root'] ?? config?.sysfsRoot ?? DEFAULT_SYSFS_ROOT,
-    stateDir: resolveStateDir(args['state-dir'] ?? config?.stateDir, env),
+    sysfsRoot,
+    stateDir: resolveStateDir(stateDir, env),
     json: args.json ?? false,
   };
 }
@@ -125,6 +133,7 @@ function printSummary(summary: ShutdownSummary, json: boolean): void {
 async function run(args: ExportArgs): Promise<void> {
   const config = args.config === undefined ? null : loadExportConfig(args.config);
   const options = resolveExportOptions(args, config);
+  checkPrivileges(options);
   const backend = new BackendServer(options, {
     host: createExportHost(options),
     admit: admitPeer,
@@ -148,14 +157,47 @@ async function run(args: ExportArgs): Promise<void> {
     for (const refusal of outcome.refused) warn(`${refusal.reason} (the other devices are exported)`);
     if (!options.json) printMapping(mapping, options);
     // A signal while exporting: shut down without ever listening.
+    let withdraw = (): void => undefined;
     if (!backend.isStopping) {
       await listenOrStop(backend, options.socketPath);
+      withdraw = register(options, backend.controlPath);
       announceReady(options, mapping, outcome.refused, backend.controlPath);
     }
-    printSummary(await backend.stopped, options.json);
+    const summary = await backend.stopped;
+    withdraw();
+    printSummary(summary, options.json);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * Refuse, before anything is touched, what cannot work: a non-root export of host devices (reading
+ * config space past 64 bytes, BARs and resets need root, as do the default socket and state
+ * directory), and a state directory this user cannot use.
+ */
+function checkPrivileges(options: { sysfsRoot: string; stateDir: string }): void {
+  const uid = process.getuid?.();
+  if (uid !== undefined && uid !== 0 && options.sysfsRoot === DEFAULT_SYSFS_ROOT) {
+    throw new RuntimeError(`exporting host devices needs root (running as uid ${uid}): full config space, BAR access and `
+      + `resets need CAP_SYS_ADMIN, and the state directory ${options.stateDir} is root's; run it as root (sudo xpci export ...), `
+      + 'or export a fixture tree (--sysfs-root DIR, e.g. made by xpci snapshot) as any user');
+  }
+  try {
+    ensureStateDir(options.stateDir);
+  } catch (error) {
+    throw stateDirFailure(options.stateDir, error);
+  }
+}
+
+/** List this export for `xpci status`; a failure only costs that listing. Returns the withdrawal. */
+function register(options: BackendOptions & { stateDir: string }, control: string): () => void {
+  try {
+    return registerExport(options.stateDir, { socket: options.socketPath, control, mode: options.mode, readOnly: options.readOnly });
+  } catch (error) {
+    warn(`xpci status will not list this export: ${describeError(error)}`);
+    return () => undefined;
   }
 }
 
@@ -194,7 +236,9 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           + 'or the frontend library in a test VM) over a Unix-socket request ring, and serves them until '
           + 'SIGINT/SIGTERM. Run it on the host that has the devices, normally as root: a writable export '
           + 'opens config space for writing and maps the BARs the frontend uses, and the default socket and '
-          + 'state directory are in /run/xpci. Each BDF is [DDDD:]BB:DD.F (hex; domain 0000 when omitted); append :permissive '
+          + 'state directory are in /run/xpci; a non-root user is refused up front. Any user may export a fixture tree '
+          + '(--sysfs-root DIR): without --socket/--state-dir its socket and state go to $XDG_RUNTIME_DIR/xpci, else '
+          + '<tmpdir>/xpci-<uid>. Each BDF is [DDDD:]BB:DD.F (hex; domain 0000 when omitted); append :permissive '
           + "to let that device's unlisted config writes reach the hardware. Devices may also come from "
           + '--config; at least one is needed.',
       ].join('\n'))

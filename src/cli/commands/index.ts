@@ -20,6 +20,7 @@ const loaders: ReadonlyArray<readonly [name: string, load: () => Promise<AnyComm
   ['attach', async () => (await import('./hotplug.js')).attachCommand],
   ['detach', async () => (await import('./hotplug.js')).detachCommand],
   ['snapshot', async () => (await import('./snapshot.js')).snapshotCommand],
+  ['status', async () => (await import('./status.js')).statusCommand],
 ];
 
 export const commandNames: readonly string[] = loaders.map(([name]) => name);

@@ -10,6 +10,20 @@ import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { deviceSelector, matchesSlot, parseSlotSelector } from '../../pci/selector.js';
 import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../host/sysfs/paths.js';
 import { STUB_DRIVER } from '../../backend/lifecycle/driver-binding.js';
+import { listLocks } from '../../backend/lifecycle/device-lock.js';
+import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';
+
+/**
+ * Devices a running export holds, by BDF -> its pid, from the state directory's locks. A state
+ * directory this user cannot read (root's /run/xpci) tells nothing: then no device shows as held.
+ */
+function heldDevices(stateDir: string): Map<string, number> {
+  try {
+    return new Map(listLocks(stateDir).flatMap((lock) => (lock.state === 'alive' && lock.holder ? [[lock.bdf, lock.holder.pid] as const] : [])));
+  } catch {
+    return new Map();
+  }
+}
 
 interface ListArgs {
   s?: string;
@@ -18,6 +32,7 @@ interface ListArgs {
   json: boolean;
   'sysfs-root': string;
   i?: string;
+  'state-dir'?: string;
 }
 
 export type Exportable = 'yes' | 'read-only' | 'no';
@@ -37,10 +52,10 @@ export function exportability(info: PciDeviceInfo): { exportable: Exportable; re
 const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 const barJson = (bar: BarInfo) => ({
-  index: bar.index, start: bar.start, size: bar.size, type: bar.kind, prefetchable: bar.prefetchable, is64: bar.is64,
+  index: bar.index, start: bar.start, size: bar.size, kind: bar.kind, prefetchable: bar.prefetchable, is64: bar.is64,
 });
 
-function toJson(info: PciDeviceInfo, description: string) {
+function toJson(info: PciDeviceInfo, description: string, heldBy: number | null) {
   const { exportable, reason } = exportability(info);
   return {
     bdf: info.bdf,
@@ -61,6 +76,7 @@ function toJson(info: PciDeviceInfo, description: string) {
     rom: info.rom ? { start: info.rom.start, size: info.rom.size } : null,
     exportable,
     reason,
+    heldBy,
   };
 }
 
@@ -80,14 +96,16 @@ function run(args: ListArgs): void {
     throw new DeviceNotFoundError(`no PCI device matches -s '${args.s}' under ${pciDevicesDir(args['sysfs-root'])}`);
   }
   const devices = all.filter((info) => select(info.address, info));
+  const held = heldDevices(resolveStateDir(args['state-dir']));
   if (args.json) {
-    process.stdout.write(JSON.stringify(devices.map((info) => toJson(info, deviceText(info, { ids, names }))), null, 2) + '\n');
+    process.stdout.write(JSON.stringify(devices.map((info) => toJson(info, deviceText(info, { ids, names }), held.get(info.bdf) ?? null)), null, 2) + '\n');
     return;
   }
   const lines = devices.map((info) => {
     const { exportable } = exportability(info);
-    const why = exportable === 'no' ? ' (bridge)' : '';
-    return `${describeDevice(info, { ids, names, domains: true })}  [driver: ${info.driver ?? 'none'}, export: ${exportable}${why}]`;
+    const pid = held.get(info.bdf);
+    const state = pid !== undefined ? `held by pid ${pid}` : `${exportable}${exportable === 'no' ? ' (bridge)' : ''}`;
+    return `${describeDevice(info, { ids, names, domains: true })}  [driver: ${info.driver ?? 'none'}, export: ${state}]`;
   });
   if (lines.length) process.stdout.write(lines.join('\n') + '\n');
 }
@@ -106,6 +124,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
       'export: yes = no host driver bound (or held by pci-stub): full export.',
       'export: read-only = a host driver owns it: its config space can be exported read-only (--read-only).',
       'export: no = a bridge (class 06xx): never exported.',
+      'export: held by pid N = a running xpci export (pid N) serves it now (from the locks in the state directory).',
     ].join('\n'))
     .option('s', { type: 'string', requiresArg: true, describe: 'only devices in these slots: [[[domain]:][bus]:][slot][.[func]] (hex, * or empty = any)' })
     .option('d', { type: 'string', requiresArg: true, describe: 'only devices with these ids: [vendor]:[device][:class[:prog-if]] (hex)' })
@@ -113,6 +132,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
     .option('json', { type: 'boolean', default: false, describe: 'print a JSON array (ids as lowercase hex strings, class as 6 digits)' })
     .option('sysfs-root', { type: 'string', default: DEFAULT_SYSFS_ROOT, requiresArg: true, describe: 'folder that contains bus/pci/devices/ (a fixture tree in tests)' })
     .option('i', { type: 'string', requiresArg: true, describe: 'pci.ids file to take names from (default: as libpci, /usr/share/misc/pci.ids[.gz])' })
+    .option('state-dir', { type: 'string', requiresArg: true, describe: "where running exports keep their device locks, to show 'export: held by pid N' (default $XPCI_STATE_DIR, else /run/xpci; unreadable: nothing shown as held)" })
     .example('xpci list', 'every device, with driver and exportability')
     .example('xpci list -s 00:03.0 -nn', 'one device, names and [vendor:device] numbers')
     .example('xpci list -d ::0200', 'Ethernet controllers only')
@@ -120,8 +140,8 @@ export const listCommand: CommandModule<object, ListArgs> = {
     .example('xpci list --sysfs-root /tmp/fixture', 'a fake sysfs tree instead of /sys')
     .epilogue([
       'JSON fields: bdf, vendor, device, class, revision, subsystemVendor, subsystemDevice, description, headerType, '
-        + 'multiFunction, bridge, driver, configSize, iommuGroup, bars [{index, start, size, type, prefetchable, is64}], '
-        + 'rom, exportable (yes|read-only|no), reason.',
+        + 'multiFunction, bridge, driver, configSize, iommuGroup, bars [{index, start, size, kind, prefetchable, is64}], '
+        + 'rom, exportable (yes|read-only|no), reason, heldBy (pid of the export holding it, or null).',
       '',
       'Exit status: 0 success (also when a pattern matches nothing); 1 the one device named by -s BB:DD.F is absent, '
         + 'or the sysfs root is missing or unreadable; 2 bad selector or option.',

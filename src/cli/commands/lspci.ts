@@ -46,7 +46,7 @@ function jsonEntry(device: LspciDevice, remote: RemoteDevice, dumpLevel: number)
   const identity = identityFromConfig(device.address, device.config);
   // Ids as lowercase hex strings, the same shape as `xpci list --json`, so scripts treat both alike.
   return {
-    address: formatAddress(device.address),
+    bdf: formatAddress(device.address),
     vendor: hex(identity.vendor, 4),
     device: hex(identity.device, 4),
     class: hex(identity.classCode, 6),
@@ -92,7 +92,7 @@ export const lspciCommand: CommandModule<object, LspciArgs> = {
         + "format, so a saved dump decodes with 'lspci -F FILE'. Names come from pci.ids; without a readable "
         + 'pci.ids, or for ids it does not name, numbers are printed, as lspci does.',
       '',
-      '  --json prints address (the frontend BDF); vendor, device, class (6 digits) and revision as lowercase '
+      '  --json prints bdf (the frontend BDF); vendor, device, class (6 digits) and revision as lowercase '
         + 'hex strings, as xpci list --json does; configSize as a number; bars as the backend describes them [{index, kind, is64, prefetchable, size}]; and, with '
         + '-x/-xxx/-xxxx, config: the dumped bytes as one hex string. Names, -n, -v and -D do not apply.',
       '',

@@ -5,6 +5,7 @@
  *   {"op":"attach","device":"0000:06:01.0","permissive":false}  ->  {"ok":true,"host":"0000:06:01.0","guest":"0000:00:01.0"}
  *   {"op":"detach","device":"00:01.0"}                           ->  {"ok":true,"host":"0000:06:01.0","guest":"0000:00:01.0"}
  *   {"op":"status","device":"06:01.0"}                           ->  {"ok":false,"error":"... not exported ..."}
+ *   {"op":"export-status"}                                       ->  {"ok":true,"export":{pid, socket, mode, ...}}
  *
  * attach/detach change the backend's desired device set; the backend reconciles and announces the
  * change to the frontend with DeviceAdded/DeviceRemoved. Both are idempotent. `device` is a host
@@ -15,12 +16,12 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Socket } from 'node:net';
 import { formatAddress, parseAddress } from '../../pci/address.js';
 
-export type ControlOp = 'attach' | 'detach' | 'status';
+export type ControlOp = 'attach' | 'detach' | 'status' | 'export-status';
 
 export interface ControlRequest {
   op: ControlOp;
-  /** normalised "0000:06:01.0" */
-  device: string;
+  /** normalised "0000:06:01.0"; absent for export-status only */
+  device?: string;
   /** attach only; absent: the backend's global --permissive */
   permissive?: boolean;
 }
@@ -32,6 +33,20 @@ export interface ControlReply {
   /** the device's frontend address, when it is (or was, for detach) exported */
   guest?: string;
   error?: string;
+  /** export-status only: the whole export as the backend sees it */
+  export?: ExportStatus;
+}
+
+/** What `xpci status` shows of one running export. */
+export interface ExportStatus {
+  pid: number;
+  socket: string;
+  mode: string;
+  readOnly: boolean;
+  /** the connected frontend's SO_PEERCRED credentials, or null when none is connected */
+  peer: { pid: number; uid: number; gid: number } | null;
+  /** `denied`: how many accesses the policy refused (the shutdown summary's `denials` lists them) */
+  devices: { host: string; guest: string; permissive: boolean; denied: number }[];
 }
 
 /** A request line longer than this is refused and the connection closed (the stream is not trusted). */
@@ -46,7 +61,7 @@ export class ControlProtocolError extends Error {
   override readonly name = 'ControlProtocolError';
 }
 
-const OPS: readonly ControlOp[] = ['attach', 'detach', 'status'];
+const OPS: readonly ControlOp[] = ['attach', 'detach', 'status', 'export-status'];
 const REQUEST_KEYS = ['op', 'device', 'permissive'];
 
 function parseJsonObject(line: string, what: string): Record<string, unknown> {
@@ -71,6 +86,10 @@ export function parseControlRequest(line: string): ControlRequest {
   if (unknown.length > 0) throw new ControlProtocolError(`malformed request: unknown key ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
   if (!OPS.includes(value.op as ControlOp)) throw new ControlProtocolError(`malformed request: op must be one of ${OPS.join(', ')}, got ${JSON.stringify(value.op)}`);
   const op = value.op as ControlOp;
+  if (op === 'export-status') {
+    if (value.device !== undefined || value.permissive !== undefined) throw new ControlProtocolError('malformed request: export-status takes no device');
+    return { op };
+  }
   if (typeof value.device !== 'string') throw new ControlProtocolError('malformed request: device must be a PCI address string');
   let device: string;
   try {
@@ -91,6 +110,7 @@ export function encodeControlReply(reply: ControlReply): string {
   if (reply.host !== undefined) clean.host = reply.host;
   if (reply.guest !== undefined) clean.guest = reply.guest;
   if (reply.error !== undefined) clean.error = reply.error.split('\n')[0];
+  if (reply.export !== undefined) clean.export = reply.export;
   return JSON.stringify(clean) + '\n';
 }
 
@@ -107,6 +127,7 @@ export function parseControlReply(line: string): ControlReply {
     ...(value.host === undefined ? {} : { host: value.host as string }),
     ...(value.guest === undefined ? {} : { guest: value.guest as string }),
     ...(value.error === undefined ? {} : { error: value.error as string }),
+    ...(typeof value.export === 'object' && value.export !== null ? { export: value.export as ExportStatus } : {}),
   };
 }
 
