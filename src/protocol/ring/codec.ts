@@ -4,6 +4,7 @@
  */
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
+import { decodeDeviceOpRequest, encodeDeviceOpRequest, type DeviceOpRequest } from './device-ops-codec.js';
 import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
 import {
   BAR_READ_LENGTH,
@@ -33,15 +34,16 @@ import {
 
 // ---------------------------------------------------------------- requests (frontend → backend)
 
-/** Every request but Hello, whose JSON is encoded once by encodeRequest. */
-export type StreamRequest = Exclude<Request, { type: MessageType.Hello }>;
+/** The requests writeRequest writes: all but Hello (its JSON is encoded once by encodeRequest) and the whole-device ops (device-ops-codec.ts). */
+export type StreamRequest = Exclude<Request, { type: MessageType.Hello } | DeviceOpRequest>;
 
 /**
  * What the wire format cannot carry (the frontend refuses it before anything is sent); the backend
  * judges everything else.
  */
 export function checkRequest(request: Request): XpciError | undefined {
-  if (!('address' in request)) return undefined;
+  if (request.type !== MessageType.ConfigRead && request.type !== MessageType.ConfigWrite &&
+      request.type !== MessageType.BarRead && request.type !== MessageType.BarWrite) return undefined;
   const { offset, size } = request;
   if (request.type === MessageType.ConfigRead || request.type === MessageType.ConfigWrite) {
     if (!Number.isInteger(offset) || offset < 0 || offset > 0xffff) return new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is outside 0..0xffff`);
@@ -117,8 +119,16 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
 
 /** Throws the XpciError of checkRequest for fields the wire cannot carry, RangeError beyond MAX_FRAME. */
 export function encodeRequest(request: Request): Buffer {
-  if (request.type === MessageType.Hello) {
-    return encodeFrame(request.type, FrameFlags.None, request.id, Buffer.from(JSON.stringify(request.hello), 'utf8'));
+  switch (request.type) {
+    case MessageType.Hello:
+      return encodeFrame(request.type, FrameFlags.None, request.id, Buffer.from(JSON.stringify(request.hello), 'utf8'));
+    case MessageType.InterruptUnmask:
+    case MessageType.DmaMap:
+    case MessageType.DmaUnmap:
+    case MessageType.DmaRead:
+    case MessageType.DmaWrite:
+    case MessageType.ResetDevice:
+      return encodeDeviceOpRequest(request);
   }
   const invalid = checkRequest(request);
   if (invalid) throw invalid;
@@ -189,8 +199,11 @@ export function decodeRequest(frame: Frame): Request {
       return { type: MessageType.ListDevices, id };
     case MessageType.Ping:
       return { type: MessageType.Ping, id, payload: Buffer.from(payload) };
-    default:
-      throw new XpciError(ErrorCode.NotImplemented, `unknown request type ${frame.type}`);
+    default: {
+      const request = decodeDeviceOpRequest(frame);
+      if (request === undefined) throw new XpciError(ErrorCode.NotImplemented, `unknown request type ${frame.type}`);
+      return request;
+    }
   }
 }
 
