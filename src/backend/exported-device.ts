@@ -6,11 +6,12 @@
  * Error messages go to the frontend, so they name offsets and registers, never host addresses.
  */
 import createDebug from 'debug';
-import { native, isNativeError, type RegisterFile } from '../native/binding.js';
+import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS1, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
 import type { PciDeviceInfo } from '../pci/device-info.js';
-import { configPath } from '../host/sysfs/paths.js';
+import type { HostDevice, HostDeviceMethod } from '../host/device-access.js';
+import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
 import type { DeviceOpRequest } from '../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
 import { BarAccess, type BarTarget } from './bar-access.js';
@@ -36,17 +37,16 @@ export interface ExportOptions {
   readOnly: boolean;
   /** unlisted writes pass to hardware (listed read-only fields stay read-only) */
   permissive: boolean;
-  /** interrupts, DMA and reset as the host back end offers them; absent: none */
-  services?: {
-    host: DeviceServicesHost;
-    /** DMA memory of the whole export */
+  /** how the host device is opened; the sysfs back end over `sysfsRoot` by default */
+  method?: HostDeviceMethod;
+  /** DMA windows: the export's budget and the memory behind windows (memfd); absent: no DMA windows */
+  dma?: {
     budget: DmaBudget;
-    /** memory behind DMA windows (memfd); absent: no DMA windows */
-    allocate?: DmaMemoryAllocator;
+    allocate: DmaMemoryAllocator;
   };
+  /** interrupts, DMA and reset from elsewhere than the opened host device (test doubles) */
+  services?: DeviceServicesHost;
 }
-
-const NO_SERVICES: DeviceServicesHost = { features: { interrupts: {}, dma: false, reset: false } };
 
 export interface ExportedDevice {
   readonly info: PciDeviceInfo;
@@ -88,9 +88,10 @@ class Device implements ExportedDevice {
     readonly info: PciDeviceInfo,
     readonly guest: PciAddress,
     private readonly options: ExportOptions,
-    private readonly file: RegisterFile,
+    private readonly host: HostDevice,
   ) {
     const where = formatAddress(guest);
+    const file = host.config;
     this.configSize = file.size();
     const snapshot = file.readBlock(0, this.configSize);
     if (snapshot.length < MIN_CONFIG_SIZE) {
@@ -109,13 +110,12 @@ class Device implements ExportedDevice {
       snapshot,
       denials: this.log,
     });
-    this.bars = new BarAccess(options.sysfsRoot, info.address, info.bars);
-    const services = options.services;
+    this.bars = new BarAccess(host);
     this.services = new DeviceServices({
-      host: services?.host ?? NO_SERVICES,
+      host: options.services ?? host,
       snapshot, guest, readOnly: options.readOnly,
-      budget: services?.budget ?? new DmaBudget(0),
-      allocate: services?.allocate,
+      budget: options.dma?.budget ?? new DmaBudget(0),
+      allocate: options.dma?.allocate,
       resetView: () => this.space.resetView(),
     });
   }
@@ -238,10 +238,8 @@ class Device implements ExportedDevice {
     };
     // Windows and interrupt routes first: the device must not reach the frontend's memory any more.
     attempt('releasing DMA windows and interrupts', () => this.services.release());
-    // Unmap first: the restore may turn decode off again, and nothing may touch the BARs then.
-    attempt('unmapping BARs', () => this.bars.release());
     if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
-    attempt('closing config', () => this.file.close());
+    attempt('closing the host device', () => this.host.close());
     if (failures.length > 0) {
       throw new XpciError(ErrorCode.OperationFailed, `release of ${this.info.bdf}: ${failures.join('; ')}`);
     }
@@ -308,11 +306,11 @@ export function openExportedDevice(options: ExportOptions): ExportedDevice {
   if (info.headerLayout !== 0 && info.headerLayout !== 1) {
     throw new XpciError(ErrorCode.NotImplemented, `${info.bdf}: header type ${info.headerLayout} (CardBus) cannot be exported`);
   }
-  const file = native().openRegisterFile(configPath(sysfsRoot, info.address), !readOnly);
+  const host = (options.method ?? sysfsMethod(sysfsRoot)).open(info, { writable: !readOnly });
   try {
-    return new Device(info, options.guest, options, file);
+    return new Device(info, options.guest, options, host);
   } catch (error) {
-    file.close();
+    host.close();
     throw error;
   }
 }

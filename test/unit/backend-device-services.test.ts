@@ -76,7 +76,7 @@ describe('whole-device services of an exported device', () => {
     const device = openExportedDevice({
       sysfsRoot: tree.root, info: readDevice(tree.root, parseAddress(EDU)), guest: GUEST, mode: 'vpci',
       readOnly: options.readOnly ?? false, permissive: false,
-      services: { host, budget, allocate: memory.allocate },
+      services: host, dma: { budget, allocate: memory.allocate },
     });
     opened.push(device);
     const events: Frame[] = [];
