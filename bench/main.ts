@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --json] [--pin] [--device BDF] [--runs N] [--run-ms MS]`: the figures of
- * issue 4, all measured in one run, printed as one table (or one JSON object):
+ * `npm run bench [-- --json] [--pin] [--device BDF] [--runs N] [--run-ms MS]`: the performance
+ * figures, all measured in one run, printed as one table (or one JSON object):
  * - genuine config reads through the ring (1 and 64 in flight) of a real device of this machine,
  *   exported --read-only, against a direct pread of the same register (the addon's RegisterFile);
  * - the same reads against a fixture-backed device (a regular file: the transport cost alone);

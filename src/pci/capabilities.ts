@@ -109,11 +109,6 @@ export function walkExtendedCapabilities(config: Uint8Array): CapabilityWalk {
   }
 }
 
-/** Both lists, standard first. */
-export function allCapabilities(config: Uint8Array): Capability[] {
-  return [...walkCapabilities(config).capabilities, ...walkExtendedCapabilities(config).capabilities];
-}
-
 /** The `instance`-th (0-based) capability with this id, as setpci's `CAP_xx@n` selects it. */
 export function findCapability(config: Uint8Array, kind: CapabilityKind, id: number, instance = 0): Capability | undefined {
   const walk = kind === 'standard' ? walkCapabilities(config) : walkExtendedCapabilities(config);
