@@ -98,9 +98,16 @@ class Device implements ExportedDevice {
       throw new XpciError(ErrorCode.OperationFailed, `${info.bdf}: only ${snapshot.length} bytes of config space are readable`);
     }
     this.log = new DenialLog(`${info.bdf} (frontend ${where})`);
+    this.services = new DeviceServices({
+      host: options.services ?? host,
+      snapshot, guest, readOnly: options.readOnly,
+      budget: options.dma?.budget ?? new DmaBudget(0),
+      allocate: options.dma?.allocate,
+      resetView: () => this.space.resetView(),
+    });
     this.space = new VirtualConfigSpace({
       file,
-      layout: layoutConfigSpace(this.configSize, snapshot),
+      layout: layoutConfigSpace(this.configSize, snapshot, { dma: this.services.busMasterAllowed }),
       bars: new BarEmulation({
         mode: options.mode, guest, bars: info.bars, rom: info.rom,
         romEnabled: (snapshot[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE) !== 0,
@@ -110,13 +117,6 @@ class Device implements ExportedDevice {
       denials: this.log,
     });
     this.bars = new BarAccess(host);
-    this.services = new DeviceServices({
-      host: options.services ?? host,
-      snapshot, guest, readOnly: options.readOnly,
-      budget: options.dma?.budget ?? new DmaBudget(0),
-      allocate: options.dma?.allocate,
-      resetView: () => this.space.resetView(),
-    });
   }
 
   descriptor(): DeviceDescriptor {

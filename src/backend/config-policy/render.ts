@@ -4,7 +4,7 @@
  * and the table disagree; `node dist/src/backend/config-policy/update-security-doc.js` re-renders it.
  */
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DELIVERED_INTERRUPT_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
 import { hex0x } from '../../pci/hex.js';
@@ -97,6 +97,10 @@ export function renderPolicyTable(): string {
     '', '#### Every extended capability (0x100 and up)', '', ...table([EXTENDED_CAPABILITY_HEADER_RULE], true),
     '', '#### Everything else: unknown capability bodies and device-specific registers in 0x40–0xff, all of 0x100–0xfff but the headers', '',
     ...table([UNLISTED_RULE], true),
+    '', '#### Devices held through VFIO with an IOMMU (descriptor `dma`): the Command row instead of the one above', '',
+    ...table([DMA_COMMAND_RULE], false),
+    '', '#### MSI and MSI-X of devices whose interrupts the backend delivers (descriptor `interrupts`), instead of the rows above', '',
+    ...table(DELIVERED_INTERRUPT_RULES, true),
     '', POLICY_TABLE_END,
   );
   return out.join('\n');
