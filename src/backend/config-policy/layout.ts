@@ -11,6 +11,7 @@ import {
   CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
+import { hex, hex0x } from '../../pci/hex.js';
 
 /** One row placed at an absolute offset. */
 export interface PlacedField {
@@ -35,7 +36,6 @@ export interface ConfigLayout {
   readonly masks: Readonly<Record<MaskClass, Uint8Array>>;
 }
 
-const hex2 = (value: number): string => value.toString(16).padStart(2, '0');
 
 /**
  * The layout of a type-0 header's config space (the only header type exported).
@@ -73,7 +73,7 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, opti
   const standard = walkCapabilities(snapshot).capabilities;
   const extended = configSize > PCI_CFG_SPACE_SIZE ? walkExtendedCapabilities(snapshot).capabilities : [];
   for (const cap of standard) {
-    const at = `@0x${hex2(cap.offset)}`;
+    const at = `@0x${hex(cap.offset, 2)}`;
     for (const rule of CAPABILITY_HEADER_RULES) place(rule, cap.offset + rule.offset, rule.size as number, `${cap.name} ${rule.name} ${at}`, PCI_CFG_SPACE_SIZE);
     const known = CAPABILITY_RULES.find((c) => c.id === cap.id);
     if (known === undefined) continue;
@@ -85,7 +85,7 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, opti
   }
   for (const cap of extended) {
     const rule = EXTENDED_CAPABILITY_HEADER_RULE;
-    place(rule, cap.offset, rule.size as number, `${cap.name} ${rule.name} @0x${cap.offset.toString(16)}`, configSize);
+    place(rule, cap.offset, rule.size as number, `${cap.name} ${rule.name} @${hex0x(cap.offset)}`, configSize);
   }
   return { size: configSize, fields, fieldOf, masks };
 }
@@ -94,5 +94,5 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, opti
 export function registerName(layout: ConfigLayout, offset: number): string {
   const index = layout.fieldOf[offset];
   if (index >= 0) return layout.fields[index].name;
-  return `register 0x${(offset & ~3).toString(16).padStart(2, '0')} (unlisted)`;
+  return `register ${hex0x(offset & ~3, 2)} (unlisted)`;
 }
