@@ -14,6 +14,8 @@ export const CLI = resolve(here, '..', 'src', 'cli', 'main.js');
 export interface BackendChild {
   child: Child;
   socket: string;
+  /** the bound tls://HOST:PORT, when started with --listen */
+  listen?: string;
   devices: { host: string; guest: string }[];
   /** Devices the backend would not export, with its reason. */
   refused: { bdf: string; reason: string }[];
@@ -28,13 +30,15 @@ export interface BackendSpec {
   readOnly: boolean;
   sysfsRoot?: string;
   pinCpu?: number;
+  /** more `xpci export` options, e.g. --listen and its certificates */
+  extraArgs?: string[];
 }
 
 export async function startBackend(spec: BackendSpec): Promise<BackendChild> {
   const args = [CLI, 'export', '--json', '--mode', spec.mode, '--socket', spec.socket, '--state-dir', spec.stateDir];
   if (spec.readOnly) args.push('--read-only');
   if (spec.sysfsRoot) args.push('--sysfs-root', spec.sysfsRoot, '--no-reset-on-export', '--no-reset-on-release');
-  args.push(...spec.devices);
+  args.push(...(spec.extraArgs ?? []), ...spec.devices);
   // The node flags of the CLI's shebang, as `xpci export` runs; XPCI_BENCH_NODE_ARGS (e.g.
   // "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to the backend's node too: profiling the hot path.
   const nodeArgs = [...shebangNodeFlags(CLI), ...(process.env.XPCI_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
@@ -50,8 +54,8 @@ export async function startBackend(spec: BackendSpec): Promise<BackendChild> {
       }
     },
   });
-  const { devices, refused } = ready as { devices: BackendChild['devices']; refused?: BackendChild['refused'] };
-  return { child, socket: spec.socket, devices, refused: refused ?? [] };
+  const { devices, refused, listen } = ready as { devices: BackendChild['devices']; refused?: BackendChild['refused']; listen?: string };
+  return { child, socket: spec.socket, listen, devices, refused: refused ?? [] };
 }
 
 /** `#!/usr/bin/env -S node FLAG...`: the FLAGs. */

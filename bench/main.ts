@@ -31,6 +31,7 @@ import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
 import { figure, loop, pipelined, repeat, type Figure, type Sample } from './measure.js';
 import { PlacementLog, pinProcess, rssKiB, tasksetAvailable } from './placement.js';
 import { BareClient, REPLY_BYTES, REQUEST_BYTES } from './pingpong.js';
+import { measureTls } from './tls.js';
 
 const USAGE = `usage: npm run bench -- [--json] [--pin] [--device BDF] [--runs N] [--run-ms MS]
   --json       one JSON object instead of the table
@@ -211,6 +212,12 @@ async function main(): Promise<number> {
     fixtureFile.close();
     rss.fixtureBackend = rssKiB(fixtureBackend.child.pid);
 
+    // 2b. The same round trip from a frontend on another host: TLS on loopback vs the Unix socket.
+    await measureTls({
+      work, sysfsRoot: fixture.root, device: MAIN_DEVICE, runMs: options.runMs, pinCpu,
+      track: (child) => bench.track(child), measure: (name, depth, pids, run) => bench.measure(name, depth, pids, run),
+    });
+
     // 3. Genuine reads of this machine's devices, exported read-only, against direct pread.
     const host = exportableHostDevices();
     const target = options.device === undefined ? host[0] : host.find((d) => d.bdf === options.device || d.bdf.endsWith(options.device!));
@@ -264,6 +271,7 @@ async function main(): Promise<number> {
     target('fixture round trip (1 in flight) vs bare ping-pong', ratio(f('fixture1')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), '<=', 1.25, 'x'),
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
     target(`backend RSS with ${FIXTURE_DEVICE_COUNT} exported fixture devices`, rss.fixtureBackend === undefined ? null : rss.fixtureBackend / 1024, '<=', 64, 'MiB'),
+    target('fixture round trip over TLS (loopback) vs Unix socket, 1 in flight', ratio(f('tls1')?.usPerOp, f('unix1')?.usPerOp), '<=', 2, 'x'),
   ];
   // A ring read is at least a pread plus a socket round trip: the best ratio this run allows.
   const floorRatio = ratio(sum(f('pread')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), f('pread')?.usPerOp);
@@ -309,6 +317,8 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
     ['fixture64', 'fixture device: ConfigRead through the ring, 64 in flight'],
     ['fixtureRaw1', '  same, bare client instead of the frontend library, 1 in flight'],
     ['fixtureRaw64', '  same, bare client instead of the frontend library, 64 in flight'],
+    ['unix1', 'fixture device, frontend library over the Unix socket, 1 in flight'],
+    ['tls1', '  same backend, frontend over mutual TLS on loopback, 1 in flight'],
     ['pread', 'genuine register: direct pread (addon RegisterFile)'],
     ['cReference1', 'genuine register: C socketpair ping-pong around the same pread'],
     ['genuine1', 'genuine register: ConfigRead through the ring, 1 in flight'],

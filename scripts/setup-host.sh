@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Host packages xpci needs beyond Node 20 + npm: pciutils/pci.ids (lspci/setpci, names, the
-# reference the tests compare against) and qemu-system-x86 (the throwaway test guest).
+# reference the tests compare against), qemu-system-x86 (the throwaway test guest) and openssl (the
+# certificates of the TLS tests and bench).
 # Idempotent; installs only what is missing. Needs root (apt-get).
 set -euo pipefail
-packages=(pciutils pci.ids qemu-system-x86 python3)
+packages=(pciutils pci.ids qemu-system-x86 python3 openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

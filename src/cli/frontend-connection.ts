@@ -10,6 +10,8 @@ import { PCI_REVISION_ID, PCI_VENDOR_ID } from '../pci/config-header.js';
 import { deviceSelector, type DeviceIdentity } from '../pci/selector.js';
 import { ErrorCode, errorCodeName, XpciError } from '../protocol/ring/messages.js';
 import { RuntimeError, UsageError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { isTlsEndpoint, type TlsCredentials } from '../frontend/tls-transport.js';
 
 /** Answers that mean a backend is there but will not serve this frontend. */
 const REFUSALS = new Set([ErrorCode.Busy, ErrorCode.PermissionDenied, ErrorCode.VersionMismatch]);
@@ -17,15 +19,22 @@ const REFUSALS = new Set([ErrorCode.Busy, ErrorCode.PermissionDenied, ErrorCode.
 export interface FrontendArgs {
   connect?: string;
   'verbose-request': boolean;
+  cert?: string;
+  key?: string;
+  ca?: string;
 }
 
 export function frontendOptions<T>(yargs: Argv<T>): Argv<T & FrontendArgs> {
   return yargs
     .option('connect', {
       type: 'string',
-      describe: "the backend: the Unix socket 'xpci export' listens on (its --socket), or in a guest the virtio-serial "
-        + 'port wired to it, e.g. /dev/virtio-ports/xpci.0 (default $XPCI_SOCKET, else /run/xpci/xpci.sock)',
+      describe: "the backend: the Unix socket 'xpci export' listens on (its --socket), in a guest the virtio-serial "
+        + 'port wired to it, e.g. /dev/virtio-ports/xpci.0, or tls://HOST:PORT for an export on another host '
+        + '(its --listen; needs --cert, --key, --ca) (default $XPCI_SOCKET, else /run/xpci/xpci.sock)',
     })
+    .option('cert', { type: 'string', describe: 'with --connect tls://HOST:PORT: this client\'s certificate (PEM), signed by the CA the backend\'s --client-ca names' })
+    .option('key', { type: 'string', describe: 'with --connect tls://HOST:PORT: the private key of --cert (PEM)' })
+    .option('ca', { type: 'string', describe: 'with --connect tls://HOST:PORT: the CA certificate (PEM) that signed the backend\'s --cert' })
     .option('verbose-request', {
       type: 'boolean',
       default: false,
@@ -37,10 +46,12 @@ export function frontendOptions<T>(yargs: Argv<T>): Argv<T & FrontendArgs> {
 /** Run `body` with a connected client and always close it afterwards. */
 export async function withFrontend<T>(args: FrontendArgs, command: string, body: (client: FrontendClient) => Promise<T>): Promise<T> {
   const path = args.connect ?? defaultConnectPath();
+  const tls = isTlsEndpoint(path) ? tlsCredentials(args, path) : undefined;
   let client: FrontendClient;
   try {
     client = await connect(path, {
       client: `xpci ${command}`,
+      tls,
       logRequest: args['verbose-request'] ? (line) => process.stderr.write(`xpci:request ${line}\n`) : undefined,
     });
   } catch (error) {
@@ -60,6 +71,20 @@ export async function withFrontend<T>(args: FrontendArgs, command: string, body:
   } finally {
     await client.close();
   }
+}
+
+/** The PEM files a tls:// backend needs, read now so a wrong path is said before any traffic. */
+function tlsCredentials(args: FrontendArgs, url: string): TlsCredentials {
+  const missing = (['cert', 'key', 'ca'] as const).filter((name) => args[name] === undefined);
+  if (missing.length > 0) throw new UsageError(`--connect ${url} needs ${missing.map((name) => `--${name}`).join(', ')} (PEM files: this client's certificate and key, and the CA of the backend's certificate)`);
+  const read = (name: 'cert' | 'key' | 'ca'): Buffer => {
+    try {
+      return readFileSync(args[name] as string);
+    } catch (error) {
+      throw new RuntimeError(`cannot read --${name} ${args[name]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
+  return { cert: read('cert'), key: read('key'), ca: read('ca') };
 }
 
 /** A protocol failure as one line naming what was being done. */

@@ -10,7 +10,7 @@ import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError, exitCodeFor, UsageError } from './errors.js';
 import { loadCommands } from './commands/index.js';
-import { lastOccurrenceWins, optionTable, unknownOptions, type OptionTable } from './option-rules.js';
+import { lastOccurrenceWins, oneValuePerOccurrence, optionTable, positionalNames, unknownOptions, type OptionTable } from './option-rules.js';
 
 export async function main(argv: string[]): Promise<number> {
   let usageFailure: string | undefined;
@@ -24,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
       builder: (y: Argv<any>) => {
         const built = (builder(y) ?? y) as Argv<any>;
         commandOptions = optionTable(built);
-        return built;
+        return oneValuePerOccurrence(built, commandOptions, positionalNames(String(command.command)));
       },
     };
   };

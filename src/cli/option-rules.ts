@@ -3,6 +3,8 @@
  * - an option given twice: the last one wins (yargs would collect both into an array, which each
  *   command would then misread); options declared `array: true` (repeatable lists) and counts keep
  *   every occurrence;
+ * - a list option takes one value per occurrence (`--allow-uid 1 --allow-uid 2`): yargs would let
+ *   it take every following word, the positionals after it included (`--allow-uid 1000 06:01.0`);
  * - an option the command does not know is a usage error naming it, reported before anything else
  *   (yargs would let it take the next word as its value, e.g. a BDF, and then complain about a
  *   missing positional instead).
@@ -60,3 +62,12 @@ export function unknownOptions(words: readonly string[], table: OptionTable): st
   return [...new Set(unknown)];
 }
 
+
+/** The positional names of a command string: `export [devices..]` -> devices. */
+export const positionalNames = (command: string): string[] => [...command.matchAll(/[<[]([\w-]+)(?:\.\.)?[>\]]/g)].map((m) => m[1]);
+
+/** Make every list option (not a variadic positional) take exactly one value per occurrence. */
+export function oneValuePerOccurrence<T>(yargs: Argv<T>, table: OptionTable, positionals: readonly string[]): Argv<T> {
+  for (const key of table.array) if (!positionals.includes(key)) yargs.nargs(key, 1);
+  return yargs;
+}

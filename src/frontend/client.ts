@@ -60,6 +60,7 @@ import {
 } from '../protocol/ring/messages.js';
 import { RequestTrace } from '../protocol/ring/request-trace.js';
 import { openTransport } from './open-transport.js';
+import type { TlsCredentials } from './tls-transport.js';
 import type { Transport } from './transport.js';
 import { RemoteDevice } from './remote-device.js';
 
@@ -74,6 +75,8 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Wait for a Hello reply before each attempt is given up. Default HELLO_TIMEOUTS_MS (limits.ts). */
   helloTimeoutsMs?: readonly number[];
+  /** For a tls://HOST:PORT backend: this client's certificate and key, and the CA of the backend's. */
+  tls?: TlsCredentials;
   /** --verbose-request: receives one line per finished request (DEBUG=xpci:request logs them too). */
   logRequest?: (line: string) => void;
 }
@@ -128,7 +131,7 @@ function descriptorKey(device: DeviceDescriptor): number {
 export class FrontendClient extends EventEmitter<FrontendEvents> implements FrameVisitor {
   /** Connect, handshake, and resolve once the backend has answered Hello. */
   static async connect(path: string, options: ConnectOptions = {}): Promise<FrontendClient> {
-    return FrontendClient.open(await openTransport(path), options);
+    return FrontendClient.open(await openTransport(path, options.tls), options);
   }
 
   /** Handshake over a transport that is already open (any reliable byte stream wrapped as a Transport). */
@@ -167,6 +170,8 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
   private nextId: number;
   private ready = false;
   private closed = false;
+  /** Why the stream failed, when it did: the reason pending requests are rejected with. */
+  private streamFailure: Error | undefined;
   private shutdownReason: string | undefined;
   /** Busy or PermissionDenied: the backend refused this connection and is closing it. */
   private refusal: XpciError | undefined;
@@ -645,13 +650,15 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
 
   private closedError(): XpciError {
     if (this.refusal) return this.refusal;
-    const why = this.shutdownReason ? `the backend shut down: ${this.shutdownReason}` : 'the connection is closed';
+    const why = this.shutdownReason ? `the backend shut down: ${this.shutdownReason}`
+      : this.streamFailure ? `the connection failed: ${this.streamFailure.message}` : 'the connection is closed';
     return new XpciError(ErrorCode.OperationFailed, why, ECONNRESET);
   }
 
   private shutdownSession(error: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    this.streamFailure = error;
     if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
     this.timeoutTimer = undefined;
     this.transport.close();

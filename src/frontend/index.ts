@@ -7,4 +7,5 @@ export { scanBus, describeScanMismatch, parseRoot, type ScanResult } from './sca
 export { ConnectError, Transport, type TransportKind } from './transport.js';
 export { openTransport } from './open-transport.js';
 export { formatRequestTrace, type TracedRequest } from '../protocol/ring/request-trace.js';
+export { type TlsCredentials } from './tls-transport.js';
 export { defaultConnectPath } from './default-path.js';

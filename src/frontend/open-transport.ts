@@ -1,12 +1,14 @@
-/** Open the right transport for a path: a Unix socket or a character device (fs.stat decides). */
+/** Open the right transport for a path: tls://HOST:PORT, else a Unix socket or a character device (fs.stat decides). */
 import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { openCharDeviceTransport } from './char-device-transport.js';
 import { ConnectError, type Transport, type TransportKind } from './transport.js';
 import { openUnixSocketTransport } from './unix-socket-transport.js';
+import { isTlsEndpoint, openTlsTransport, type TlsCredentials } from './tls-transport.js';
 
-export async function openTransport(path: string): Promise<Transport> {
+export async function openTransport(path: string, tls?: TlsCredentials): Promise<Transport> {
+  if (isTlsEndpoint(path)) return openTlsTransport(path, tls);
   let kind: TransportKind;
   try {
     const info = await stat(path);

@@ -1,11 +1,11 @@
 /**
- * The byte stream under a frontend: a Unix stream socket, or a character device such as the guest
- * end of a virtio-serial port (/dev/virtio-ports/xpci.0). Neither keeps message boundaries; the
- * client frames and unframes. `openTransport` (open-transport.ts) picks the kind from the path.
+ * The byte stream under a frontend: a Unix stream socket, a TLS connection to a backend on another
+ * host (tls://HOST:PORT), or a character device such as the guest end of a virtio-serial port
+ * (/dev/virtio-ports/xpci.0). None keeps message boundaries; the client frames and unframes. `openTransport` (open-transport.ts) picks the kind from the path.
  */
 import { EventEmitter } from 'node:events';
 
-export type TransportKind = 'unix-socket' | 'char-device';
+export type TransportKind = 'unix-socket' | 'char-device' | 'tls';
 
 export interface TransportEvents {
   data: [chunk: Buffer];

@@ -1,16 +1,21 @@
-/** Transport over a Unix stream socket: libuv does the buffering and partial writes. */
+/** Transport over a stream socket (a Unix socket here, TLS in tls-transport.ts): libuv does the buffering and partial writes. */
+import type { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
-import { Transport } from './transport.js';
+import { Transport, type TransportKind } from './transport.js';
 
-class UnixSocketTransport extends Transport {
-  readonly kind = 'unix-socket';
+export class SocketTransport extends Transport {
   private closed = false;
 
-  constructor(readonly path: string, private readonly socket: Socket) {
+  constructor(readonly kind: TransportKind, readonly path: string, private readonly socket: Socket, describeFailure: (error: Error) => Error = (e) => e) {
     super();
-    socket.on('data', (chunk: Buffer) => this.emit('data', chunk));
+    // Start reading only once someone listens: bytes that arrived before (a refusal a TLS backend
+    // sends right after the handshake) wait in the socket instead of being emitted to nobody.
+    const forward = (chunk: Buffer): void => void this.emit('data', chunk);
+    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event === 'data' && socket.listenerCount('data') === 0) socket.on('data', forward);
+    });
     let failure: Error | undefined;
-    socket.on('error', (error) => { failure = error; });
+    socket.on('error', (error) => { failure = describeFailure(error); });
     socket.on('close', () => this.finish(failure));
   }
 
@@ -38,7 +43,7 @@ export function openUnixSocketTransport(path: string): Promise<Transport> {
     socket.once('error', onError);
     socket.once('connect', () => {
       socket.off('error', onError);
-      resolve(new UnixSocketTransport(path, socket));
+      resolve(new SocketTransport('unix-socket', path, socket));
     });
   });
 }

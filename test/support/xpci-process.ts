@@ -16,8 +16,9 @@ export interface XpciResult {
   stderr: string;
 }
 
-export async function runXpci(args: string[], env: NodeJS.ProcessEnv = {}): Promise<XpciResult> {
-  const child = spawn(process.execPath, [XPCI_MAIN, ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `as`: run as this uid/gid (the test must be root), with no supplementary groups. */
+export async function runXpci(args: string[], env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }): Promise<XpciResult> {
+  const child = spawn(process.execPath, [XPCI_MAIN, ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text; });
@@ -28,6 +29,8 @@ export async function runXpci(args: string[], env: NodeJS.ProcessEnv = {}): Prom
 
 export interface RunningExport {
   socket: string;
+  /** the bound tls://HOST:PORT, with --listen */
+  listen?: string;
   mode: string;
   devices: { host: string; guest: string }[];
   process: ChildProcess;

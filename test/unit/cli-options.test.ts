@@ -136,6 +136,17 @@ describe('options given twice', () => {
     assert.equal(short.stderr, "xpci: unknown option -q for 'xpci list' (see xpci list --help)\n");
   });
 
+  test('a list option takes one value per occurrence and keeps them all; never the positional after it', async () => {
+    const base = ['export', '--sysfs-root', join(scratch, 'no-sysfs'), '--socket', join(scratch, 'no-socket'), '--state-dir', join(scratch, 'state')];
+    const swallowed = await runXpci([...base, '--allow-uid', '1000', 'ff:1f.7'], env);
+    assert.equal(swallowed.status, 1, swallowed.stderr);
+    assert.match(swallowed.stderr, /no PCI devices directory/, 'the BDF stayed a device, not a uid');
+    for (const order of [['1000', 'alice'], ['alice', '1000']]) {
+      const r = await runXpci([...base, '--allow-uid', order[0], '--allow-uid', order[1], 'ff:1f.7'], env);
+      assert.equal(r.stderr, "xpci: --allow-uid takes a numeric id, got 'alice'\n", 'both occurrences are kept');
+    }
+  });
+
   test('a boolean flag before a positional leaves the positional alone', async () => {
     const r = await runXpci(['attach', '--verbose-request', '00:03.0', '--control', join(scratch, 'no-socket.ctl')], env);
     assert.equal(r.status, 1, r.stderr);

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { buildConfigImage, createFixtureTree, type FixtureTree } from '../support/fixture-sysfs.js';
-import { RawClient } from '../support/frontend-stub.js';
+import { RawClient } from '../support/raw-client.js';
+import { ALLOWED_SUBJECT, createTestPki } from '../support/tls-certs.js';
 import { runXpci, XPCI_MAIN } from '../support/xpci-process.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { MessageType } from '../../src/protocol/ring/messages.js';
@@ -74,7 +75,9 @@ test('every --json key is documented in docs/json.md, with its format, and every
     for (const text of r.stdout.trim().split(/\n(?=[[{])/)) outputs.push(JSON.parse(text));
   };
 
-  const backend = spawn(process.execPath, [XPCI_MAIN, 'export', '--json', ...common, '--socket', socket, '--no-reset-on-export', '--no-reset-on-release', NIC, BRIDGE], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
+  const pki = createTestPki(mkdtempSync(join(scratch, 'pki-')));
+  const tls = ['--listen', 'tls://127.0.0.1:0', '--cert', pki.backend.cert, '--key', pki.backend.key, '--client-ca', pki.ca, '--allow-subject', ALLOWED_SUBJECT];
+  const backend = spawn(process.execPath, [XPCI_MAIN, 'export', '--json', ...common, ...tls, '--socket', socket, '--no-reset-on-export', '--no-reset-on-release', NIC, BRIDGE], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
   const lines: string[] = [];
   const ready = new Promise<void>((resolve) => createInterface({ input: backend.stdout }).on('line', (line) => {
     lines.push(line);

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfigImage, createFixtureTree, type FixtureTree } from '../support/fixture-sysfs.js';
-import { RawClient, replyError } from '../support/frontend-stub.js';
+import { RawClient, replyError } from '../support/raw-client.js';
 import { runXpci, startExport, XPCI_MAIN, type XpciResult } from '../support/xpci-process.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { MessageType } from '../../src/protocol/ring/messages.js';
@@ -24,19 +24,9 @@ const asRoot = process.getuid?.() === 0;
 let tree: FixtureTree;
 let scratch: string;
 
-/** xpci as uid/gid 65534 (setpriv), with a HOME and no XDG_RUNTIME_DIR of root's. */
-async function asNobody(args: string[], env: NodeJS.ProcessEnv = {}): Promise<XpciResult> {
-  const child = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, XPCI_MAIN, ...args], {
-    env: { PATH: process.env.PATH, HOME: '/nonexistent', DEBUG: '', TMPDIR: join(scratch, 'tmp'), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (t: string) => { stdout += t; });
-  child.stderr.setEncoding('utf8').on('data', (t: string) => { stderr += t; });
-  const [status] = await once(child, 'close');
-  return { status: status as number | null, stdout, stderr };
-}
+/** xpci as uid/gid 65534, with a private TMPDIR for the defaults of a non-root export. */
+const asNobody = (args: string[]): Promise<XpciResult> =>
+  runXpci(args, { TMPDIR: join(scratch, 'tmp'), XDG_RUNTIME_DIR: '' }, { uid: NOBODY, gid: NOBODY });
 
 function oneLine(r: XpciResult, status: number, pattern: RegExp): void {
   assert.equal(r.status, status, r.stderr);
@@ -139,8 +129,8 @@ describe('permission mistakes of a non-root user', { skip: !asRoot && 'needs roo
   });
 
   test('a non-root export of a fixture tree runs, with its state and socket in a private folder', async () => {
-    const child = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, XPCI_MAIN, 'export', '--json', '--exit-on-disconnect', '--read-only', '--sysfs-root', tree.root, OTHER], {
-      env: { PATH: process.env.PATH, DEBUG: '', TMPDIR: join(scratch, 'tmp') }, stdio: ['ignore', 'pipe', 'pipe'],
+    const child = spawn(process.execPath, [XPCI_MAIN, 'export', '--json', '--exit-on-disconnect', '--read-only', '--sysfs-root', tree.root, OTHER], {
+      env: { ...process.env, DEBUG: '', TMPDIR: join(scratch, 'tmp'), XDG_RUNTIME_DIR: '', XPCI_SOCKET: '', XPCI_STATE_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'], uid: NOBODY, gid: NOBODY,
     });
     let stdout = '';
     let stderr = '';

@@ -3,10 +3,10 @@
  * the driver it came from. One JSON file per device in `<stateDir>/assignable/`, written atomically
  * before the device is touched, so a crash between unbind and bind never loses the original driver.
  */
-import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAddress, formatAddress } from '../../pci/address.js';
-import { readFileIfExists, writeFileAtomic, syncDirectory } from './atomic-file.js';
+import { readDirIfExists, readFileIfExists, writeFileAtomic, syncDirectory } from './atomic-file.js';
 import { LifecycleError } from './errors.js';
 import { assignableDir, ensureStateDir } from './state-dir.js';
 
@@ -73,15 +73,7 @@ export function forgetRecord(stateDir: string, bdf: string): void {
 /** All records, sorted by address; an absent state directory means none. */
 export function listRecords(stateDir: string): AssignableRecord[] {
   const dir = assignableDir(stateDir);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (error) {
-    // Absent means nothing is held; unreadable (EACCES) is not the same and must say so.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return names
+  return readDirIfExists(dir)
     .filter((name) => name.endsWith(RECORD_SUFFIX) && !name.startsWith('.'))
     .map((name) => parseRecord(join(dir, name), readFileSync(join(dir, name), 'utf8')))
     .sort((a, b) => a.bdf.localeCompare(b.bdf));

@@ -5,12 +5,12 @@
  * never sees a half-written lock). A lock whose owner is gone (`kill -9`) or whose pid now belongs to
  * another process is stale: it is reported and cleared, so a crash never blocks the next export.
  */
-import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
-import { readFileIfExists } from './atomic-file.js';
+import { readDirIfExists, readFileIfExists } from './atomic-file.js';
 import { LifecycleError } from './errors.js';
 import { ensureStateDir, locksDir } from './state-dir.js';
 import { processStartTime, processState } from './process-identity.js';
@@ -183,14 +183,7 @@ function makeLock(bdf: string, path: string, content: string, staleNote: string 
 
 /** Every lock file of `stateDir` with its holder, by device; no locks/ folder means none. */
 export function listLocks(stateDir: string): (LockInspection & { bdf: string })[] {
-  let names: string[];
-  try {
-    names = readdirSync(locksDir(stateDir));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return names
+  return readDirIfExists(locksDir(stateDir))
     .filter((name) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\.lock$/.test(name))
     .sort()
     .flatMap((name) => {

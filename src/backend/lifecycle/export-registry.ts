@@ -4,10 +4,10 @@
  * it when it ends, so `xpci status` can find every export that shares the state directory and ask
  * each over its control socket. A record whose process is gone (`kill -9`) is reported as stale.
  */
-import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExportMode } from '../../protocol/ring/messages.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { readDirIfExists, writeFileAtomic } from './atomic-file.js';
 import { ensureDirectory, ensureStateDir } from './state-dir.js';
 import { processStartTime, processState, type ProcessState } from './process-identity.js';
 
@@ -66,14 +66,7 @@ function parseRecord(text: string): ExportRecord | null {
  * means none; an unreadable folder throws (EACCES: the caller names the fix).
  */
 export function listExports(stateDir: string): (ExportRecord & { state: ProcessState })[] {
-  let names: string[];
-  try {
-    names = readdirSync(exportsDir(stateDir));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return names
+  return readDirIfExists(exportsDir(stateDir))
     .filter((name) => /^\d+\.json$/.test(name))
     .map((name) => parseRecord(readFileSync(join(exportsDir(stateDir), name), 'utf8')))
     .filter((record): record is ExportRecord => record !== null)

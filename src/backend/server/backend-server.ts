@@ -13,6 +13,7 @@ import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.
 import { MessageType, type ExportMode, type Request } from '../../protocol/ring/messages.js';
 import { controlSocketPath, type ControlReply, type ControlRequest, type ExportStatus } from '../../protocol/control/hotplug-control.js';
 import { ControlServer } from './control-server.js';
+import { TlsListener, type TlsListenOptions } from './tls-listener.js';
 import type { TableEntry } from './device-table.js';
 import type { DenialRecord } from '../exported-device.js';
 import {
@@ -41,6 +42,8 @@ export interface BackendOptions extends ExportPolicy, SocketAccess {
   verboseRequest: boolean;
   /** Stop when a frontend that completed its Hello disconnects. */
   exitOnDisconnect: boolean;
+  /** Also serve frontends on other hosts over mutually authenticated TLS (--listen tls://HOST:PORT). */
+  tls?: TlsListenOptions;
   /** How long a partial frame may sit idle before it is dropped (default PARTIAL_FRAME_TIMEOUT_MS). */
   partialFrameTimeoutMs?: number;
 }
@@ -74,6 +77,7 @@ export class BackendServer<D extends ManagedDevice> {
   readonly reconciler: ExportReconciler<D>;
   private readonly ring: RingServer;
   private readonly control: ControlServer;
+  private readonly tls: TlsListener | null;
   private socketInode: number | null = null;
   private stopping: Promise<ShutdownSummary> | null = null;
   private resolveStopped!: (summary: ShutdownSummary) => void;
@@ -102,6 +106,7 @@ export class BackendServer<D extends ManagedDevice> {
       },
     });
     this.control = new ControlServer(controlSocketPath(options.socketPath), (request) => this.handleControl(request), hooks.admit, hooks.warn);
+    this.tls = options.tls ? new TlsListener(options.tls, (socket, admission) => this.ring.acceptAdmitted(socket, admission), hooks.warn) : null;
   }
 
   /** Refuse a live socket (another backend) before any device is touched; replace a stale one. */
@@ -136,6 +141,12 @@ export class BackendServer<D extends ManagedDevice> {
     await this.control.listen();
     this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
     debug('listening on %s', this.options.socketPath);
+    await this.tls?.listen();
+  }
+
+  /** tls://HOST:PORT as bound, when listening for remote frontends. */
+  get tlsEndpoint(): string | null {
+    return this.tls?.endpoint ?? null;
   }
 
   get controlPath(): string {
@@ -250,7 +261,7 @@ export class BackendServer<D extends ManagedDevice> {
       ...this.describe(entry),
       denials: attempt(`denials of ${formatAddress(entry.host)}`, () => entry.device.denials(), []),
     }));
-    const closed = Promise.all([this.ring.close(reason), this.control.close()]);
+    const closed = Promise.all([this.ring.close(reason), this.control.close(), this.tls?.close()]);
     notes.push(...this.reconciler.releaseAll().notes);
     const inode = this.socketInode;
     if (inode !== null) attempt('removing the socket', () => removeSocketFile(this.options.socketPath, inode), undefined);

@@ -99,23 +99,30 @@ export class RingServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private accept(socket: Socket, waitedForPredecessor = false): void {
+  private accept(socket: Socket): void {
+    const fd = socketFd(socket);
+    this.acceptAdmitted(socket, fd === undefined
+      ? { allowed: false, reason: 'cannot read the peer credentials of this connection' }
+      : this.checkPeer(fd));
+  }
+
+  /**
+   * Serve a connection whose peer was already judged: by SO_PEERCRED on the Unix socket, or by its
+   * client certificate on the TLS listener (tls-listener.ts).
+   */
+  acceptAdmitted(socket: Socket, admission: Admission, waitedForPredecessor = false): void {
     if (!waitedForPredecessor) socket.on('error', (error) => debug('frontend socket error: %s', error.message));
     if (this.closing || socket.destroyed) {
       socket.destroy();
       return;
     }
-    const fd = socketFd(socket);
-    const admission: Admission = fd === undefined
-      ? { allowed: false, reason: 'cannot read the peer credentials of this connection' }
-      : this.checkPeer(fd);
     if (!admission.allowed) {
       this.options.warn(`refused a frontend: ${admission.reason}`);
       refuse(socket, ErrorCode.PermissionDenied, admission.reason);
       return;
     }
     if (this.active && !waitedForPredecessor) {
-      setTimeout(() => this.accept(socket, true), BUSY_GRACE_MS).unref();
+      setTimeout(() => this.acceptAdmitted(socket, admission, true), BUSY_GRACE_MS).unref();
       return;
     }
     if (this.active) {

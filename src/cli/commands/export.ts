@@ -20,6 +20,9 @@ import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import { describeError, RuntimeError, UsageError } from '../errors.js';
 import { stateDirFailure } from '../permission-errors.js';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { parseTlsEndpoint } from '../../protocol/ring/tls-endpoint.js';
+import type { TlsListenOptions } from '../../backend/server/tls-listener.js';
 
 interface ExportArgs {
   devices?: string[];
@@ -38,6 +41,11 @@ interface ExportArgs {
   'exit-on-disconnect'?: boolean;
   strict?: boolean;
   config?: string;
+  listen?: string;
+  cert?: string;
+  key?: string;
+  'client-ca'?: string;
+  'allow-subject'?: string[];
 }
 
 const PERMISSIVE_SUFFIX = ':permissive';
@@ -70,6 +78,36 @@ function exportMode(text: string | undefined): ExportMode | undefined {
 }
 
 const union = (a: readonly number[], b: readonly number[]): number[] => [...new Set([...a, ...b])];
+
+const TLS_OPTIONS = ['cert', 'key', 'client-ca'] as const;
+
+/** --listen and its certificates: all or nothing, TLS only, and at least one allowed subject. */
+export function tlsListenOptions(args: ExportArgs, readFile: (path: string) => Buffer = readPem): TlsListenOptions | undefined {
+  const given = [...TLS_OPTIONS, 'allow-subject'].filter((name) => args[name as keyof ExportArgs] !== undefined);
+  if (args.listen === undefined) {
+    if (given.length > 0) throw new UsageError(`${given.map((n) => `--${n}`).join(', ')} ${given.length === 1 ? 'goes' : 'go'} only with --listen tls://HOST:PORT`);
+    return undefined;
+  }
+  let endpoint;
+  try {
+    endpoint = parseTlsEndpoint(args.listen, { anyPort: true });
+  } catch (error) {
+    throw new UsageError(`--listen: ${(error as Error).message}; frontends on other hosts connect over mutually authenticated TLS only, never plaintext TCP`);
+  }
+  const missing = TLS_OPTIONS.filter((name) => args[name] === undefined);
+  if (missing.length > 0) throw new UsageError(`--listen needs ${missing.map((n) => `--${n}`).join(', ')}: this backend's certificate and key, and the CA that signs its clients' certificates`);
+  const allowSubjects = (args['allow-subject'] ?? []).map(String);
+  if (allowSubjects.length === 0) throw new UsageError("--listen needs at least one --allow-subject (e.g. --allow-subject CN=ci-runner): a certificate the CA signed is not enough on its own");
+  return { ...endpoint, cert: readFile(args.cert as string), key: readFile(args.key as string), clientCa: readFile(args['client-ca'] as string), allowSubjects };
+}
+
+function readPem(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new RuntimeError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
 
 /** Lay the command line over the config file: CLI scalars win; device and allow lists are merged. */
 export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean } {
@@ -105,6 +143,7 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     sysfsRoot,
     stateDir: resolveStateDir(stateDir, env),
     json: args.json ?? false,
+    tls: tlsListenOptions(args),
   };
 }
 
@@ -161,7 +200,7 @@ async function run(args: ExportArgs): Promise<void> {
     if (!backend.isStopping) {
       await listenOrStop(backend, options.socketPath);
       withdraw = register(options, backend.controlPath);
-      announceReady(options, mapping, outcome.refused, backend.controlPath);
+      announceReady(options, mapping, outcome.refused, backend.controlPath, backend.tlsEndpoint);
     }
     const summary = await backend.stopped;
     withdraw();
@@ -210,13 +249,14 @@ async function listenOrStop(backend: BackendServer<ExportedDevice>, socketPath: 
   }
 }
 
-function announceReady(options: BackendOptions & { json: boolean }, mapping: MappingEntry[], refused: Refusal[], controlPath: string): void {
+function announceReady(options: BackendOptions & { json: boolean }, mapping: MappingEntry[], refused: Refusal[], controlPath: string, tls: string | null): void {
   if (!options.json) {
-    say(`ready: listening on ${options.socketPath} (control: ${controlPath})`);
+    say(`ready: listening on ${options.socketPath} (control: ${controlPath})${tls ? ` and ${tls} (TLS)` : ''}`);
     return;
   }
   say(JSON.stringify({
     socket: options.socketPath,
+    ...(tls ? { listen: tls } : {}),
     mode: options.mode,
     devices: mapping.map(({ host, guest }) => ({ host, guest })),
     ...(refused.length > 0 ? { refused } : {}),
@@ -256,6 +296,11 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('reset-on-export', { type: 'boolean', describe: 'reset each device through its sysfs reset file before handing it out (default on; --no-reset-on-export)' })
       .option('reset-on-release', { type: 'boolean', describe: 'reset each device through its sysfs reset file after taking it back (default on; --no-reset-on-release)' })
       .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down (releasing every device) when the frontend disconnects' })
+      .option('listen', { type: 'string', describe: 'also serve a frontend on another host: tls://HOST:PORT (port 0: any free port, printed when ready); mutual TLS only, needs --cert, --key, --client-ca and --allow-subject' })
+      .option('cert', { type: 'string', describe: "with --listen: this backend's certificate (PEM); frontends check it against their --ca" })
+      .option('key', { type: 'string', describe: 'with --listen: the private key of --cert (PEM)' })
+      .option('client-ca', { type: 'string', describe: "with --listen: the CA certificate (PEM) that signs frontends' certificates; a client without one it signed fails the handshake" })
+      .option('allow-subject', { type: 'string', array: true, describe: "with --listen: admit client certificates with this subject, ATTR=value[,ATTR=value] (e.g. CN=ci-runner), every attribute matching (repeatable; at least one)" })
       .option('strict', { type: 'boolean', describe: 'fail the whole export (exit 1, every device released) when any device cannot be exported, instead of serving the others; for CI' })
       .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
       .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')
@@ -288,6 +333,14 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           + "and the backend's own user are always admitted. "
           + 'Hot-plug control (xpci attach/detach) uses <socket>.ctl, always 0600 and root only.',
         '',
+        'REMOTE FRONTENDS',
+        '  --listen tls://HOST:PORT --cert F --key F --client-ca F --allow-subject CN=NAME serves frontends on other '
+          + 'hosts (xpci lspci --connect tls://HOST:PORT --cert F --key F --ca F) over TLS 1.2 or later with mutual '
+          + 'authentication: a client must present a certificate the --client-ca signed, whose subject matches an '
+          + '--allow-subject entry; others are refused (the handshake fails, or PermissionDenied), and the backend '
+          + 'keeps serving. There is no plaintext TCP listener. The Unix socket stays, and one frontend at a time is '
+          + 'served across both.',
+        '',
         'RESET',
         '  Where the device has a sysfs reset file, a writable export resets it before handing it out and '
           + 'after taking it back (after restoring the registers the frontend changed). Turn either off with '
@@ -303,7 +356,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           + "at shutdown 'shutdown (REASON): released N devices', followed by '; denied accesses: BDF COUNT, ...' "
           + 'when the policy refused requests. A device that cannot be exported is reported on stderr and the '
           + 'others are served (with --strict, the export fails instead).',
-        '  --json: one line {"socket","mode","devices":[{"host","guest"}]} (and "refused":[{"bdf","reason"}] '
+        '  --json: one line {"socket","mode","devices":[{"host","guest"}]} (and "listen": the bound tls://HOST:PORT with --listen, "refused":[{"bdf","reason"}] '
           + 'when some were) once listening and, at shutdown, one line {"shutdown": reason, "devices": '
           + '[{"host","guest","permissive","denials":[...]}]}.',
         '',
