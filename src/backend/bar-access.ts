@@ -6,6 +6,7 @@
  * at export: a frontend that never touches a BAR never maps it. Policy (read-only export, decode
  * as the frontend sees it) is decided by the caller between validate() and the access.
  */
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { native, type MemoryMapping, type RegisterFile } from '../native/binding.js';
 import type { PciAddress } from '../pci/address.js';
 import type { BarInfo } from '../pci/device-info.js';
@@ -25,6 +26,7 @@ const IO_SIZES: readonly number[] = [1, 2, 4];
 export class BarAccess {
   private readonly mappings = new Map<number, MemoryMapping>();
   private readonly ports = new Map<number, RegisterFile>();
+  private readonly mappableFds = new Map<number, number>();
 
   constructor(private readonly sysfsRoot: string, private readonly address: PciAddress, private readonly bars: readonly BarInfo[]) {}
 
@@ -63,6 +65,16 @@ export class BarAccess {
     else mapping.write(offset, size, Number(value));
   }
 
+  /** The BAR's resourceN opened read-write (once), for another process to mmap. */
+  mappable(bar: BarInfo): { fd: number; offset: bigint; size: number } {
+    let fd = this.mappableFds.get(bar.index);
+    if (fd === undefined) {
+      fd = openSync(resourcePath(this.sysfsRoot, this.address, bar.index), fsConstants.O_RDWR);
+      this.mappableFds.set(bar.index, fd);
+    }
+    return { fd, offset: 0n, size: bar.size };
+  }
+
   private mapping(bar: BarInfo): MemoryMapping {
     let mapping = this.mappings.get(bar.index);
     if (mapping === undefined) {
@@ -85,6 +97,8 @@ export class BarAccess {
   release(): void {
     for (const mapping of this.mappings.values()) mapping.unmap();
     for (const file of this.ports.values()) file.close();
+    for (const fd of this.mappableFds.values()) closeSync(fd);
+    this.mappableFds.clear();
     this.mappings.clear();
     this.ports.clear();
   }

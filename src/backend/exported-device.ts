@@ -33,6 +33,15 @@ export interface ExportOptions {
   readOnly: boolean;
   /** unlisted writes pass to hardware (listed read-only fields stay read-only) */
   permissive: boolean;
+  /** BAR registers accept any address (vfio-user guests assign BARs); see BarEmulation */
+  guestAssignedBars?: boolean;
+}
+
+/** An fd that maps a whole memory BAR, for handing to a vfio-user client (the device keeps it). */
+export interface MappableBar {
+  fd: number;
+  offset: bigint;
+  size: number;
 }
 
 export interface ExportedDevice {
@@ -46,6 +55,8 @@ export interface ExportedDevice {
   configWrite(offset: number, size: number, value: number): void;
   barRead(bar: number, offset: bigint, size: number): bigint;
   barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
+  /** A memory BAR's fd for mmap by another process; null for I/O BARs and read-only exports. */
+  barMapping(bar: number): MappableBar | null;
   /** for the --json shutdown summary */
   denials(): DenialRecord[];
   /** restore changed registers (default true), unmap BARs, close files; idempotent */
@@ -84,6 +95,7 @@ class Device implements ExportedDevice {
       bars: new BarEmulation({
         mode: options.mode, guest, headerLayout: info.headerLayout, bars: info.bars, rom: info.rom,
         romEnabled: (snapshot[romOffset] & PCI_ROM_ADDRESS_ENABLE) !== 0,
+        guestAssigned: options.guestAssignedBars ?? false,
       }),
       permissive: options.permissive,
       snapshot,
@@ -156,6 +168,20 @@ class Device implements ExportedDevice {
       this.bars.write(target, value & ((1n << BigInt(8 * size)) - 1n));
     } catch (error) {
       throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex(offset)}`);
+    }
+  }
+
+  barMapping(bar: number): MappableBar | null {
+    this.checkLive();
+    if (this.options.readOnly) return null;
+    const info = this.info.bars.find((b) => b.index === bar);
+    if (info === undefined || info.kind !== 'mem') return null;
+    try {
+      return this.bars.mappable(info);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      log('%s: opening BAR %d for mapping failed: %s', this.info.bdf, bar, (error as Error).message);
+      throw new XpciError(ErrorCode.OperationFailed, `BAR ${bar} cannot be mapped: ${code}`, (error as NodeJS.ErrnoException).errno ? -((error as NodeJS.ErrnoException).errno as number) : 0);
     }
   }
 
