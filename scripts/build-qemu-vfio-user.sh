@@ -56,10 +56,8 @@ flock 9
 if [ -f "$out/complete" ]; then echo "$out"; exit 0; fi
 log "building QEMU $qemu_version with vfio-user into $out (15-30 min; log in $out/build.log)"
 
-missing=()
-for p in "${build_deps[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+installed="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" { sub(/:.*/, "", $2); print $2 }')"
+mapfile -t missing < <(printf '%s\n' "${build_deps[@]}" | grep -vxF -f <(echo "$installed") || true)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing build dependencies from the machine's sources: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -294,22 +294,26 @@ export function serverCapabilities(): Buffer {
   return Buffer.concat([Buffer.from(json, 'utf8'), Buffer.from([0])]);
 }
 
-export function encodeVersion(major: number, minor: number, capabilities: Buffer): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.versionFixed + capabilities.length);
-  payload.writeUInt16LE(major, 0);
-  payload.writeUInt16LE(minor, 2);
-  capabilities.copy(payload, 4);
+/** Little-endian fields laid end to end (every vfio-user structure is packed that way), then `tail`. */
+type Field = readonly [2 | 4 | 8, number | bigint];
+function pack(fields: readonly Field[], tail?: Buffer): Buffer {
+  const size = fields.reduce((sum, [width]) => sum + width, 0);
+  const payload = Buffer.alloc(size + (tail?.length ?? 0));
+  let at = 0;
+  for (const [width, value] of fields) {
+    if (width === 8) payload.writeBigUInt64LE(BigInt(value), at);
+    else if (width === 4) payload.writeUInt32LE(Number(value), at);
+    else payload.writeUInt16LE(Number(value), at);
+    at += width;
+  }
+  tail?.copy(payload, at);
   return payload;
 }
 
-export function encodeDeviceInfo(flags: number, regions: number, irqs: number): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.deviceInfo);
-  payload.writeUInt32LE(PAYLOAD.deviceInfo, 0);
-  payload.writeUInt32LE(flags, 4);
-  payload.writeUInt32LE(regions, 8);
-  payload.writeUInt32LE(irqs, 12);
-  return payload;
-}
+export const encodeVersion = (major: number, minor: number, capabilities: Buffer): Buffer => pack([[2, major], [2, minor]], capabilities);
+
+export const encodeDeviceInfo = (flags: number, regions: number, irqs: number): Buffer =>
+  pack([[4, PAYLOAD.deviceInfo], [4, flags], [4, regions], [4, irqs]]);
 
 /**
  * vfio_region_info (+ the sparse mmap capability). As the kernel does: when `argsz` is too small
@@ -376,63 +380,24 @@ export function decodeRegionInfo(payload: Buffer): RegionInfo & { argsz: number 
   return info;
 }
 
-export function encodeIrqInfo(index: number, flags: number, count: number): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.irqInfo);
-  payload.writeUInt32LE(PAYLOAD.irqInfo, 0);
-  payload.writeUInt32LE(flags, 4);
-  payload.writeUInt32LE(index, 8);
-  payload.writeUInt32LE(count, 12);
-  return payload;
-}
+export const encodeIrqInfo = (index: number, flags: number, count: number): Buffer =>
+  pack([[4, PAYLOAD.irqInfo], [4, flags], [4, index], [4, count]]);
 
 /** REGION_READ/WRITE request and reply head: offset, region, count (+ data). */
-export function encodeRegionAccess(region: number, offset: bigint, count: number, data?: Buffer): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.regionAccess + (data?.length ?? 0));
-  payload.writeBigUInt64LE(offset, 0);
-  payload.writeUInt32LE(region, 8);
-  payload.writeUInt32LE(count, 12);
-  data?.copy(payload, PAYLOAD.regionAccess);
-  return payload;
-}
+export const encodeRegionAccess = (region: number, offset: bigint, count: number, data?: Buffer): Buffer =>
+  pack([[8, offset], [4, region], [4, count]], data);
 
 /** DMA_MAP payload (client side). */
-export function encodeDmaMap(flags: number, offset: bigint, address: bigint, size: bigint): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.dmaMap);
-  payload.writeUInt32LE(PAYLOAD.dmaMap, 0);
-  payload.writeUInt32LE(flags, 4);
-  payload.writeBigUInt64LE(offset, 8);
-  payload.writeBigUInt64LE(address, 16);
-  payload.writeBigUInt64LE(size, 24);
-  return payload;
-}
+export const encodeDmaMap = (flags: number, offset: bigint, address: bigint, size: bigint): Buffer =>
+  pack([[4, PAYLOAD.dmaMap], [4, flags], [8, offset], [8, address], [8, size]]);
 
 /** DMA_UNMAP payload (request, and the reply that echoes it). */
-export function encodeDmaUnmap(flags: number, address: bigint, size: bigint): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.dmaUnmap);
-  payload.writeUInt32LE(PAYLOAD.dmaUnmap, 0);
-  payload.writeUInt32LE(flags, 4);
-  payload.writeBigUInt64LE(address, 8);
-  payload.writeBigUInt64LE(size, 16);
-  return payload;
-}
+export const encodeDmaUnmap = (flags: number, address: bigint, size: bigint): Buffer =>
+  pack([[4, PAYLOAD.dmaUnmap], [4, flags], [8, address], [8, size]]);
 
 /** DEVICE_SET_IRQS payload (client side); eventfds travel as SCM_RIGHTS. */
-export function encodeSetIrqs(flags: number, index: number, start: number, count: number, bools?: Buffer): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.irqSet + (bools?.length ?? 0));
-  payload.writeUInt32LE(payload.length, 0);
-  payload.writeUInt32LE(flags, 4);
-  payload.writeUInt32LE(index, 8);
-  payload.writeUInt32LE(start, 12);
-  payload.writeUInt32LE(count, 16);
-  bools?.copy(payload, PAYLOAD.irqSet);
-  return payload;
-}
+export const encodeSetIrqs = (flags: number, index: number, start: number, count: number, bools?: Buffer): Buffer =>
+  pack([[4, PAYLOAD.irqSet + (bools?.length ?? 0)], [4, flags], [4, index], [4, start], [4, count]], bools);
 
 /** DMA_READ/DMA_WRITE request (server to client): address, count (u64, per the spec) + data. */
-export function encodeDmaAccess(address: bigint, count: number, data?: Buffer): Buffer {
-  const payload = Buffer.alloc(PAYLOAD.dmaAccess + (data?.length ?? 0));
-  payload.writeBigUInt64LE(address, 0);
-  payload.writeBigUInt64LE(BigInt(count), 8);
-  data?.copy(payload, PAYLOAD.dmaAccess);
-  return payload;
-}
+export const encodeDmaAccess = (address: bigint, count: number, data?: Buffer): Buffer => pack([[8, address], [8, count]], data);

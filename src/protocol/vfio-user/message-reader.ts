@@ -1,7 +1,8 @@
 /**
  * Splits a vfio-user byte stream into messages and gives each one the file descriptors that arrived
- * with its bytes (a sender attaches SCM_RIGHTS to a message's first byte, and the kernel never merges
- * two sendmsg calls carrying fds into one recvmsg, so an fd batch lands inside the message it belongs to).
+ * with its bytes. A sender attaches SCM_RIGHTS to a message's first byte; a Unix stream recvmsg may
+ * gather fd-less data before that byte but stops right after the data carrying the fds, so a batch of
+ * fds belongs to the message holding the last byte of the chunk it came with.
  *
  * A header whose size is below the header size leaves no way to find the next message: the stream is
  * declared broken. A message above MAX_MESSAGE_SIZE is skipped (its bytes are counted, not stored)
@@ -15,6 +16,7 @@ export type ReaderItem =
   | { kind: 'oversized'; header: MessageHeader; fds: number[] }
   | { kind: 'broken'; reason: string; fds: number[] };
 
+/** `at`: stream offset of the last byte of the chunk the fds came with */
 interface FdBatch { at: number; fds: number[] }
 
 export class MessageReader {
@@ -38,7 +40,7 @@ export class MessageReader {
     if (fds.length > 0) {
       // fds arriving inside a skipped message belong to it: they are only to be closed.
       if (this.skipping > 0) this.discarded.push(...fds);
-      else this.batches.push({ at: this.base + this.buffer.length, fds: [...fds] });
+      else this.batches.push({ at: this.base + this.buffer.length + data.length - 1, fds: [...fds] });
     }
     if (this.skipping > 0) {
       const dropped = Math.min(this.skipping, data.length);
