@@ -6,11 +6,12 @@
  * Error messages go to the frontend, so they name offsets and registers, never host addresses.
  */
 import createDebug from 'debug';
-import { native, isNativeError, type RegisterFile } from '../native/binding.js';
+import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS1, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
 import type { PciDeviceInfo } from '../pci/device-info.js';
-import { configPath } from '../host/sysfs/paths.js';
+import type { HostDevice, HostDeviceMethod, HostDma, HostInterrupts } from '../host/device-access.js';
+import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
 import { ErrorCode, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
 import { BarAccess, type BarTarget } from './bar-access.js';
 import { BarEmulation } from './bar-emulation.js';
@@ -35,6 +36,8 @@ export interface ExportOptions {
   permissive: boolean;
   /** BAR registers accept any address (vfio-user guests assign BARs); see BarEmulation */
   guestAssignedBars?: boolean;
+  /** how the host device is opened; the sysfs back end over `sysfsRoot` by default */
+  method?: HostDeviceMethod;
 }
 
 /** An fd that maps a whole memory BAR, for handing to a vfio-user client (the device keeps it). */
@@ -57,6 +60,8 @@ export interface ExportedDevice {
   barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
   /** A memory BAR's fd for mmap by another process; null for I/O BARs and read-only exports. */
   barMapping(bar: number): MappableBar | null;
+  /** Interrupts, DMA and reset of the host back end (VFIO), for a protocol that hands them on (vfio-user); none for read-only exports. */
+  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void };
   /** for the --json shutdown summary */
   denials(): DenialRecord[];
   /** restore changed registers (default true), unmap BARs, close files; idempotent */
@@ -79,9 +84,10 @@ class Device implements ExportedDevice {
     readonly info: PciDeviceInfo,
     readonly guest: PciAddress,
     private readonly options: ExportOptions,
-    private readonly file: RegisterFile,
+    private readonly host: HostDevice,
   ) {
     const where = formatAddress(guest);
+    const file = host.config;
     this.configSize = file.size();
     const snapshot = file.readBlock(0, this.configSize);
     if (snapshot.length < MIN_CONFIG_SIZE) {
@@ -101,7 +107,7 @@ class Device implements ExportedDevice {
       snapshot,
       denials: this.log,
     });
-    this.bars = new BarAccess(options.sysfsRoot, info.address, info.bars);
+    this.bars = new BarAccess(host);
   }
 
   descriptor(): DeviceDescriptor {
@@ -177,12 +183,20 @@ class Device implements ExportedDevice {
     const info = this.info.bars.find((b) => b.index === bar);
     if (info === undefined || info.kind !== 'mem') return null;
     try {
-      return this.bars.mappable(info);
+      return this.host.bar(bar).mappable();
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
       log('%s: opening BAR %d for mapping failed: %s', this.info.bdf, bar, (error as Error).message);
       throw new XpciError(ErrorCode.OperationFailed, `BAR ${bar} cannot be mapped: ${code}`, (error as NodeJS.ErrnoException).errno ? -((error as NodeJS.ErrnoException).errno as number) : 0);
     }
+  }
+
+  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void } {
+    this.checkLive();
+    if (this.options.readOnly) return {};
+    const { interrupts, dma } = this.host;
+    const reset = this.host.reset?.bind(this.host);
+    return { ...(interrupts ? { interrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }
 
   denials(): DenialRecord[] {
@@ -200,10 +214,8 @@ class Device implements ExportedDevice {
         failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
       }
     };
-    // Unmap first: the restore may turn decode off again, and nothing may touch the BARs then.
-    attempt('unmapping BARs', () => this.bars.release());
     if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
-    attempt('closing config', () => this.file.close());
+    attempt('closing the host device', () => this.host.close());
     if (failures.length > 0) {
       throw new XpciError(ErrorCode.OperationFailed, `release of ${this.info.bdf}: ${failures.join('; ')}`);
     }
@@ -270,11 +282,11 @@ export function openExportedDevice(options: ExportOptions): ExportedDevice {
   if (info.headerLayout !== 0 && info.headerLayout !== 1) {
     throw new XpciError(ErrorCode.NotImplemented, `${info.bdf}: header type ${info.headerLayout} (CardBus) cannot be exported`);
   }
-  const file = native().openRegisterFile(configPath(sysfsRoot, info.address), !readOnly);
+  const host = (options.method ?? sysfsMethod(sysfsRoot)).open(info, { writable: !readOnly });
   try {
-    return new Device(info, options.guest, options, file);
+    return new Device(info, options.guest, options, host);
   } catch (error) {
-    file.close();
+    host.close();
     throw error;
   }
 }

@@ -136,7 +136,7 @@ async function run(args: ExportArgs): Promise<void> {
     access: options,
     admit: (fd) => admitPeer(fd, options),
     warn,
-    extras: () => ({}),
+    extras: (device) => device.hostFacilities(),
   });
   const backend = new BackendServer<ExportedDevice>(options, {
     host: createExportHost(options),
