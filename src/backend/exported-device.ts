@@ -12,12 +12,15 @@ import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_EN
 import type { PciDeviceInfo } from '../pci/device-info.js';
 import type { HostDevice, HostDeviceMethod, HostDma, HostInterrupts } from '../host/device-access.js';
 import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
-import { ErrorCode, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
+import type { DeviceOpRequest } from '../protocol/ring/device-ops-codec.js';
+import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
 import { BarAccess, type BarTarget } from './bar-access.js';
 import { BarEmulation } from './bar-emulation.js';
 import { VirtualConfigSpace } from './config-policy/config-space.js';
 import { DenialLog, type DenialRecord } from './config-policy/denial-log.js';
 import { layoutConfigSpace } from './config-policy/layout.js';
+import { DeviceServices, type DeviceServicesHost, type EventSink } from './device-services.js';
+import { DmaBudget, type DmaMemoryAllocator } from './dma/dma-windows.js';
 
 export type { DenialRecord } from './config-policy/denial-log.js';
 
@@ -38,6 +41,13 @@ export interface ExportOptions {
   guestAssignedBars?: boolean;
   /** how the host device is opened; the sysfs back end over `sysfsRoot` by default */
   method?: HostDeviceMethod;
+  /** DMA windows: the export's budget and the memory behind windows (memfd); absent: no DMA windows */
+  dma?: {
+    budget: DmaBudget;
+    allocate: DmaMemoryAllocator;
+  };
+  /** interrupts, DMA and reset from elsewhere than the opened host device (test doubles) */
+  services?: DeviceServicesHost;
 }
 
 /** An fd that maps a whole memory BAR, for handing to a vfio-user client (the device keeps it). */
@@ -62,6 +72,12 @@ export interface ExportedDevice {
   barMapping(bar: number): MappableBar | null;
   /** Interrupts, DMA and reset of the host back end (VFIO), for a protocol that hands them on (vfio-user); none for read-only exports. */
   hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void };
+  /** interrupts, DMA windows, reset; throws XpciError */
+  serveDeviceOp(request: DeviceOpRequest): Buffer;
+  /** where Interrupt and DeviceReset events go */
+  setEventSink(sink: EventSink): void;
+  /** the frontend left: free its DMA windows and interrupts, reset if it used them; notes of failed steps */
+  frontendGone(): string[];
   /** for the --json shutdown summary */
   denials(): DenialRecord[];
   /** restore changed registers (default true), unmap BARs, close files; idempotent */
@@ -78,6 +94,7 @@ class Device implements ExportedDevice {
   private readonly space: VirtualConfigSpace;
   private readonly bars: BarAccess;
   private readonly log: DenialLog;
+  private readonly services: DeviceServices;
   private released = false;
 
   constructor(
@@ -107,6 +124,13 @@ class Device implements ExportedDevice {
       denials: this.log,
     });
     this.bars = new BarAccess(host);
+    this.services = new DeviceServices({
+      host: options.services ?? host,
+      snapshot, guest, readOnly: options.readOnly,
+      budget: options.dma?.budget ?? new DmaBudget(0),
+      allocate: options.dma?.allocate,
+      resetView: () => this.space.resetView(),
+    });
   }
 
   descriptor(): DeviceDescriptor {
@@ -122,6 +146,7 @@ class Device implements ExportedDevice {
       readOnly: options.readOnly,
       permissive: options.permissive,
       bars: info.bars.map(({ index, kind, is64, prefetchable, size }) => ({ index, kind, is64, prefetchable, size })),
+      ...this.services.describe(),
     };
     if (options.mode === 'passthrough') descriptor.hostAddress = info.bdf;
     return descriptor;
@@ -131,6 +156,8 @@ class Device implements ExportedDevice {
     this.checkLive();
     this.checkConfigAccess(offset, size);
     try {
+      const emulated = this.services.configRange(offset);
+      if (emulated) return emulated.read(offset, size as 1 | 2 | 4);
       return this.space.read(offset, size as 1 | 2 | 4);
     } catch (error) {
       throw this.hostFailure(error, `config read of ${size} bytes at ${hex(offset)}`);
@@ -149,6 +176,11 @@ class Device implements ExportedDevice {
       this.deny(this.space.registerAt(offset), offset, size, READ_ONLY_EXPORT);
     }
     try {
+      const emulated = this.services.configRange(offset);
+      if (emulated) {
+        this.services.configWrite(emulated, offset, size as 1 | 2 | 4, written);
+        return;
+      }
       this.space.write(offset, size as 1 | 2 | 4, written);
     } catch (error) {
       throw this.hostFailure(error, `config write of ${size} bytes at ${hex(offset)}`);
@@ -158,6 +190,8 @@ class Device implements ExportedDevice {
   barRead(bar: number, offset: bigint, size: number): bigint {
     const target = this.authorizeBar(bar, offset, size);
     try {
+      const msix = this.services.msixFor(bar, offset, size);
+      if (msix) return msix.barRead(bar, offset, size);
       return this.bars.read(target);
     } catch (error) {
       throw this.hostFailure(error, `BAR ${bar} read of ${size} bytes at ${hex(offset)}`);
@@ -169,8 +203,14 @@ class Device implements ExportedDevice {
       throw new XpciError(ErrorCode.Malformed, `BAR write value ${value} is not a 64-bit unsigned integer`);
     }
     const target = this.authorizeBar(bar, offset, size);
+    const written = value & ((1n << BigInt(8 * size)) - 1n);
     try {
-      this.bars.write(target, value & ((1n << BigInt(8 * size)) - 1n));
+      const msix = this.services.msixFor(bar, offset, size);
+      if (msix) {
+        msix.barWrite(bar, offset, size, written);
+        return;
+      }
+      this.bars.write(target, written);
     } catch (error) {
       throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex(offset)}`);
     }
@@ -198,6 +238,24 @@ class Device implements ExportedDevice {
     return { ...(interrupts ? { interrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }
 
+  serveDeviceOp(request: DeviceOpRequest): Buffer {
+    this.checkLive();
+    try {
+      return this.services.serve(request);
+    } catch (error) {
+      throw this.hostFailure(error, `${request.type === MessageType.ResetDevice ? 'reset' : 'interrupt or DMA operation'}`);
+    }
+  }
+
+  setEventSink(sink: EventSink): void {
+    this.services.setEventSink(sink);
+  }
+
+  frontendGone(): string[] {
+    if (this.released) return [];
+    return this.services.frontendGone();
+  }
+
   denials(): DenialRecord[] {
     return this.log.list();
   }
@@ -213,6 +271,8 @@ class Device implements ExportedDevice {
         failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
       }
     };
+    // Windows and interrupt routes first: the device must not reach the frontend's memory any more.
+    attempt('releasing DMA windows and interrupts', () => this.services.release());
     if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
     attempt('closing the host device', () => this.host.close());
     if (failures.length > 0) {
