@@ -200,6 +200,11 @@ export class Guest {
     return guest;
   }
 
+  /** The last 8 KiB QEMU wrote on stderr (its error reports). */
+  get qemuStderrTail(): string {
+    return this.qemuStderr;
+  }
+
   /** QEMU's process id on the host. */
   get qemuPid(): number | undefined {
     return this.qemu.pid;
