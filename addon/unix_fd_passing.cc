@@ -22,7 +22,6 @@ namespace {
 
 // The most fds one message may carry here (vfio-user's max_msg_fds is advertised at or below it).
 constexpr size_t kMaxFds = 64;
-constexpr uint64_t kMaxMessage = 64 * 1024 * 1024;
 
 std::vector<int> FdListArg(const Site& site, const Napi::Value& value) {
   if (!value.IsArray()) ThrowCheck(site.env, EINVAL, site.op, site.path, "fds must be an array of integers");
@@ -75,13 +74,13 @@ Napi::Value ReceiveWithFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Site site{env, "recvmsg", ""};
   int fd = static_cast<int>(IntegerArg(site, info[0], "fd", INT_MAX));
-  size_t maxBytes = static_cast<size_t>(IntegerArg(site, info[1], "maxBytes", kMaxMessage));
+  if (!info[1].IsBuffer()) ThrowCheck(env, EINVAL, "recvmsg", "", "buffer must be a Buffer");
+  Napi::Buffer<uint8_t> buffer = info[1].As<Napi::Buffer<uint8_t>>();
   size_t maxFds = static_cast<size_t>(IntegerArg(site, info[2], "maxFds", kMaxFds));
-  if (maxBytes == 0) ThrowCheck(env, EINVAL, "recvmsg", "", "maxBytes must be at least 1");
+  if (buffer.Length() == 0) ThrowCheck(env, EINVAL, "recvmsg", "", "buffer must not be empty");
 
-  std::vector<uint8_t> buffer(maxBytes);
   std::vector<char> control(CMSG_SPACE(sizeof(int) * (maxFds == 0 ? 1 : maxFds)), 0);
-  struct iovec iov {buffer.data(), buffer.size()};
+  struct iovec iov {buffer.Data(), buffer.Length()};
   struct msghdr message {};
   message.msg_iov = &iov;
   message.msg_iovlen = 1;
@@ -110,7 +109,7 @@ Napi::Value ReceiveWithFds(const Napi::CallbackInfo& info) {
   XPCI_LOG("recvmsg fd=%d -> %zd bytes, %zu fds%s", fd, received, fds.size(), truncated ? " (truncated)" : "");
 
   Napi::Object result = Napi::Object::New(env);
-  result.Set("data", Napi::Buffer<uint8_t>::Copy(env, buffer.data(), static_cast<size_t>(received)));
+  result.Set("bytes", Napi::Number::New(env, static_cast<double>(received)));
   Napi::Array fdArray = Napi::Array::New(env, fds.size());
   for (size_t i = 0; i < fds.size(); i++) fdArray.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
   result.Set("fds", fdArray);

@@ -10,8 +10,9 @@ namespace xpci {
 // byte; returns the bytes sent (may be fewer than asked; the fds went with the first byte). EAGAIN throws.
 Napi::Value SendWithFds(const Napi::CallbackInfo& info);
 
-// receiveWithFds(fd, maxBytes, maxFds): one non-blocking recvmsg; {data, fds, fdsTruncated} or null
-// when nothing is ready (EAGAIN). An empty `data` is end of stream. Received fds are close-on-exec.
+// receiveWithFds(fd, buffer, maxFds): one non-blocking recvmsg into `buffer` (reused by the caller, so
+// no allocation per message); {bytes, fds, fdsTruncated} or null when nothing is ready (EAGAIN).
+// bytes 0 is end of stream. Received fds are close-on-exec.
 Napi::Value ReceiveWithFds(const Napi::CallbackInfo& info);
 
 // duplicateFd(fd): fcntl(F_DUPFD_CLOEXEC), so a connection accepted by Node can be owned here.

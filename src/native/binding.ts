@@ -87,9 +87,10 @@ export interface BuildInfo {
   napiVersion: number;
 }
 
-/** One recvmsg: `data` empty means end of stream; fds are close-on-exec and now owned by the caller. */
+/** One recvmsg: `bytes` 0 means end of stream; fds are close-on-exec and now owned by the caller. */
 export interface ReceivedMessage {
-  data: Buffer;
+  /** bytes written at the start of the caller's buffer */
+  bytes: number;
   fds: number[];
   /** the sender attached more fds than asked for: the kernel closed the excess (MSG_CTRUNC) */
   fdsTruncated: boolean;
@@ -113,8 +114,8 @@ export interface NativeBinding {
    * `fds` attached to the first byte; returns the bytes sent (possibly fewer). EAGAIN throws.
    */
   sendWithFds(fd: number, data: Buffer, fds: readonly number[]): number;
-  /** One non-blocking recvmsg of up to maxBytes and maxFds (<= 64); null when nothing is ready. */
-  receiveWithFds(fd: number, maxBytes: number, maxFds: number): ReceivedMessage | null;
+  /** One non-blocking recvmsg into `buffer`, with up to maxFds (<= 64) fds; null when nothing is ready. */
+  receiveWithFds(fd: number, buffer: Buffer, maxFds: number): ReceivedMessage | null;
   /** fcntl(F_DUPFD_CLOEXEC): take over a connection Node accepted (see backend/vfio-user). */
   duplicateFd(fd: number): number;
   /** A new non-blocking AF_UNIX stream socket connected to `path`. */

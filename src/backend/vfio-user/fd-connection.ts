@@ -4,7 +4,8 @@
  * net.Server with pauseOnConnect (so Node never reads from it), its fd is duplicated and the Node
  * socket destroyed, and from then on only this class touches the fd.
  *
- * Reads: a level-triggered uv_poll on the fd; each readable turn drains recvmsg until EAGAIN.
+ * Reads: a level-triggered uv_poll on the fd; each readable turn does one recvmsg into a buffer kept
+ * for the connection (the poll fires again while data is left), and copies out only what arrived.
  * Writes: sendmsg at once; what the socket buffer cannot take yet is queued (fds go with the first
  * byte, so only fd-less tails ever wait) and retried from a timer until it drains.
  */
@@ -23,6 +24,7 @@ export interface FdConnectionEvents {
 export class FdConnection {
   private readonly watcher: ReadableWatcher;
   private readonly queue: Buffer[] = [];
+  private readonly incoming = Buffer.allocUnsafe(READ_CHUNK);
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -96,22 +98,21 @@ export class FdConnection {
   }
 
   private readable(): void {
-    while (!this.closed) {
-      let received;
-      try {
-        received = native().receiveWithFds(this.fd, READ_CHUNK, this.maxFds);
-      } catch (error) {
-        this.close(`receive failed: ${(error as Error).message}`);
-        return;
-      }
-      if (received === null) return;
-      if (received.data.length === 0) {
-        for (const fd of received.fds) closeQuietly(fd);
-        this.close('the peer closed the connection');
-        return;
-      }
-      this.events.data(received.data, received.fds, received.fdsTruncated);
+    if (this.closed) return;
+    let received;
+    try {
+      received = native().receiveWithFds(this.fd, this.incoming, this.maxFds);
+    } catch (error) {
+      this.close(`receive failed: ${(error as Error).message}`);
+      return;
     }
+    if (received === null) return;
+    if (received.bytes === 0) {
+      for (const fd of received.fds) closeQuietly(fd);
+      this.close('the peer closed the connection');
+      return;
+    }
+    this.events.data(Buffer.from(this.incoming.subarray(0, received.bytes)), received.fds, received.fdsTruncated);
   }
 }
 
