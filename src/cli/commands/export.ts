@@ -15,6 +15,7 @@ import { ensureStateDir, resolveStateDir, userRuntimeDir } from '../../backend/l
 import { registerExport } from '../../backend/lifecycle/export-registry.js';
 import { BackendServer, type BackendOptions, type MappingEntry, type ShutdownSummary } from '../../backend/server/backend-server.js';
 import { admitPeer, createExportHost } from '../../backend/server/export-host.js';
+import { VfioUserServer, vfioUserSocketPath } from '../../backend/vfio-user/vfio-user-server.js';
 import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
 import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import { describeError, RuntimeError, UsageError } from '../errors.js';
@@ -46,6 +47,8 @@ interface ExportArgs {
   key?: string;
   'client-ca'?: string;
   'allow-subject'?: string[];
+  'vfio-user'?: string;
+  ring?: boolean;
 }
 
 const PERMISSIVE_SUFFIX = ':permissive';
@@ -110,7 +113,7 @@ function readPem(path: string): Buffer {
 }
 
 /** Lay the command line over the config file: CLI scalars win; device and allow lists are merged. */
-export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean } {
+export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean; vfioUserDir?: string; guestAssignedBars: boolean } {
   const sysfsRoot = args['sysfs-root'] ?? config?.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
   // A non-root user exporting a fixture tree (no hardware) gets private defaults instead of root's /run/xpci.
   const privateDir = uid !== 0 && sysfsRoot !== DEFAULT_SYSFS_ROOT ? userRuntimeDir(env, uid) : undefined;
@@ -126,6 +129,7 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     const previous = devices.get(formatAddress(address));
     devices.set(formatAddress(address), { address, permissive: permissive || (previous?.permissive ?? globalPermissive) });
   }
+  if (args.ring === false && args['vfio-user'] === undefined) throw new UsageError('--no-ring needs --vfio-user DIR: nothing would serve the devices');
   if (devices.size === 0) throw new UsageError('no device to export: name at least one BDF (e.g. xpci export 06:01.0) or a --config file with devices');
   const readOnly = args['read-only'] ?? config?.readOnly ?? false;
   return {
@@ -144,6 +148,9 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     stateDir: resolveStateDir(stateDir, env),
     json: args.json ?? false,
     tls: tlsListenOptions(args),
+    vfioUserDir: args['vfio-user'],
+    ring: args.ring ?? true,
+    guestAssignedBars: args['vfio-user'] !== undefined,
   };
 }
 
@@ -173,10 +180,22 @@ async function run(args: ExportArgs): Promise<void> {
   const config = args.config === undefined ? null : loadExportConfig(args.config);
   const options = resolveExportOptions(args, config);
   checkPrivileges(options);
-  const backend = new BackendServer(options, {
+  const vfioUser = options.vfioUserDir === undefined ? undefined : new VfioUserServer({
+    dir: options.vfioUserDir,
+    access: options,
+    admit: (fd) => admitPeer(fd, options),
+    warn,
+    extras: (device) => device.hostFacilities(),
+  });
+  const backend = new BackendServer<ExportedDevice>(options, {
     host: createExportHost(options),
     admit: admitPeer,
     warn,
+    endpoints: vfioUser && {
+      attach: (guest, device) => vfioUser.attach(guest, device),
+      detach: (guest) => vfioUser.detach(guest),
+      close: () => vfioUser.close(),
+    },
   });
   await backend.prepare();
 
@@ -249,14 +268,19 @@ async function listenOrStop(backend: BackendServer<ExportedDevice>, socketPath: 
   }
 }
 
-function announceReady(options: BackendOptions & { json: boolean }, mapping: MappingEntry[], refused: Refusal[], controlPath: string, tls: string | null): void {
+function announceReady(options: BackendOptions & { json: boolean; vfioUserDir?: string }, mapping: MappingEntry[], refused: Refusal[], controlPath: string, tls: string | null): void {
+  const dir = options.vfioUserDir;
+  const vfioUser = dir === undefined ? [] : mapping.map(({ guest }) => vfioUserSocketPath(dir, parseAddress(guest)));
   if (!options.json) {
-    say(`ready: listening on ${options.socketPath} (control: ${controlPath})${tls ? ` and ${tls} (TLS)` : ''}`);
+    for (const path of vfioUser) say(`vfio-user: serving ${path}`);
+    const remote = tls ? ` and ${tls} (TLS)` : '';
+    say(options.ring === false ? `ready: vfio-user only (control: ${controlPath})${remote}` : `ready: listening on ${options.socketPath} (control: ${controlPath})${remote}`);
     return;
   }
   say(JSON.stringify({
-    socket: options.socketPath,
+    ...(options.ring === false ? {} : { socket: options.socketPath }),
     ...(tls ? { listen: tls } : {}),
+    ...(dir === undefined ? {} : { vfioUser }),
     mode: options.mode,
     devices: mapping.map(({ host, guest }) => ({ host, guest })),
     ...(refused.length > 0 ? { refused } : {}),
@@ -301,6 +325,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('key', { type: 'string', describe: 'with --listen: the private key of --cert (PEM)' })
       .option('client-ca', { type: 'string', describe: "with --listen: the CA certificate (PEM) that signs frontends' certificates; a client without one it signed fails the handshake" })
       .option('allow-subject', { type: 'string', array: true, describe: "with --listen: admit client certificates with this subject, ATTR=value[,ATTR=value] (e.g. CN=ci-runner), every attribute matching (repeatable; at least one)" })
+      .option('vfio-user', { type: 'string', describe: 'also serve each device to a vfio-user client (QEMU vfio-user-pci) on DIR/<frontend BDF>.sock; BAR registers then accept any address the guest assigns (docs/vfio-user.md)' })
+      .option('ring', { type: 'boolean', describe: 'serve the ring socket (default on; --no-ring with --vfio-user serves vfio-user only)' })
       .option('strict', { type: 'boolean', describe: 'fail the whole export (exit 1, every device released) when any device cannot be exported, instead of serving the others; for CI' })
       .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
       .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')
