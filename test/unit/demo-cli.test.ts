@@ -5,28 +5,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { XPCI_MAIN } from '../support/xpci-process.js';
+import { runProcess, XPCI_MAIN, type XpciResult } from '../support/xpci-process.js';
 
 const NOBODY = 65534;
 
-async function runDemoAsNobody(tmp: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runDemoAsNobody(tmp: string): Promise<XpciResult> {
   const asRoot = process.getuid?.() === 0;
   const command = asRoot ? 'setpriv' : process.execPath;
   const args = asRoot
     ? [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, XPCI_MAIN, 'demo']
     : [XPCI_MAIN, 'demo'];
-  const child = spawn(command, args, { env: { PATH: process.env.PATH, HOME: tmp, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text; });
-  child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
-  const [status] = await once(child, 'close');
-  return { status: status as number | null, stdout, stderr };
+  return runProcess(command, args, { env: { PATH: process.env.PATH, HOME: tmp, TMPDIR: tmp } });
 }
 
 test('xpci demo as uid 65534: every step as expected, exit 0, nothing left behind', async () => {
