@@ -8,7 +8,7 @@
  * widest natural alignment, with write-1-to-clear bits zero unless a clear was granted: a
  * read-modify-write must never clear a host error bit by writing back the 1 it read.
  */
-import type { RegisterFile } from '../../native/binding.js';
+import type { ConfigAccess } from '../../host/device-access.js';
 import { PCI_COMMAND } from '../../pci/config-header.js';
 import { ErrorCode, XpciError } from '../../protocol/ring/messages.js';
 import type { BarEmulation } from '../bar-emulation.js';
@@ -18,7 +18,7 @@ import { registerName } from './layout.js';
 import { UNLISTED_RULE } from './rules.js';
 
 export interface ConfigSpaceOptions {
-  file: RegisterFile;
+  file: ConfigAccess;
   layout: ConfigLayout;
   bars: BarEmulation;
   permissive: boolean;
@@ -51,7 +51,7 @@ function alignedPieces(start: number, end: number): { offset: number; width: 1 |
 const byteOf = (value: number, index: number): number => (value >>> (8 * index)) & 0xff;
 
 export class VirtualConfigSpace {
-  private readonly file: RegisterFile;
+  private readonly file: ConfigAccess;
   private readonly layout: ConfigLayout;
   private readonly bars: BarEmulation;
   private readonly denials: DenialLog;
@@ -69,6 +69,8 @@ export class VirtualConfigSpace {
   private readonly readOnly: Uint8Array;
   /** Hardware bytes before the first write through this export, for restore(). */
   private readonly saved = new Map<number, number>();
+  /** The emulated bytes as export time set them, for resetView(). */
+  private readonly initialVirtual: Uint8Array;
 
   constructor(options: ConfigSpaceOptions) {
     const { file, layout, bars, permissive, snapshot, denials } = options;
@@ -98,6 +100,14 @@ export class VirtualConfigSpace {
       this.virtualMask.fill(0xff, offset, offset + 4);
       this.syncBar(offset);
     }
+    this.initialVirtual = Uint8Array.from(this.virtual);
+  }
+
+  /** The frontend's view back to export time (after a device reset): emulated bits and BAR registers. */
+  resetView(): void {
+    this.virtual.set(this.initialVirtual);
+    this.bars.resetView();
+    for (const offset of this.bars.offsets()) this.syncBar(offset);
   }
 
   private syncBar(offset: number): void {

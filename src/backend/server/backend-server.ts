@@ -24,8 +24,9 @@ import {
   type ReconcileOutcome,
   type Refusal,
 } from './export-reconciler.js';
-import { createRequestLog } from './request-log.js';
-import { PARTIAL_FRAME_TIMEOUT_MS, RingServer, type Admission } from './ring-server.js';
+import { RequestTrace } from '../../protocol/ring/request-trace.js';
+import { PARTIAL_FRAME_TIMEOUT_MS } from '../../protocol/ring/limits.js';
+import { RingServer, type Admission } from './ring-server.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
 const debug = createDebug('xpci:server');
@@ -88,13 +89,14 @@ export class BackendServer<D extends ManagedDevice> {
       context: {
         mode: options.mode,
         table: this.reconciler.table,
-        requestLog: createRequestLog(options.verboseRequest),
+        requestLog: RequestTrace.forBackend(options.verboseRequest),
         reportBug: (error, request) => this.reportBug(error, request),
       },
       admit: (fd) => hooks.admit(fd, options),
       partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS,
       warn: hooks.warn,
       onFrontendGone: () => {
+        this.frontendGone();
         if (this.options.exitOnDisconnect) void this.stop('the frontend disconnected (--exit-on-disconnect)');
       },
     });
@@ -112,7 +114,21 @@ export class BackendServer<D extends ManagedDevice> {
     for (const device of this.options.devices) this.reconciler.want(device);
     const outcome = this.reconciler.reconcile();
     this.noteAll(outcome.notes);
+    this.routeEvents(outcome.added);
     return outcome;
+  }
+
+  /** Device events go to whichever frontend is connected when they happen. */
+  private routeEvents(entries: TableEntry<D>[]): void {
+    for (const entry of entries) entry.device.setEventSink?.((frame) => this.ring.sendFrame(frame));
+  }
+
+  /** What a frontend held of each device (DMA windows, interrupts) goes with it. */
+  private frontendGone(): void {
+    for (const entry of this.reconciler.table.entries()) {
+      const notes = entry.device.frontendGone?.() ?? [];
+      this.noteAll(notes.map((note) => `${formatAddress(entry.host)}: after the frontend left: ${note}`));
+    }
   }
 
   async listen(): Promise<void> {
@@ -144,29 +160,50 @@ export class BackendServer<D extends ManagedDevice> {
   /** Hot-plug: add `address` to the desired set and reconcile; the frontend gets DeviceAdded. */
   attach(address: PciAddress, permissive = this.options.permissive): ControlReply {
     if (this.stopping) return { ok: false, error: 'the backend is shutting down' };
-    const existing = this.reconciler.table.byHostAddress(address);
-    if (existing) return { ok: true, guest: formatAddress(existing.guest) };
+    // Attaching what is already served is a no-op, whichever address names it; a host device wins
+    // over a frontend address that happens to be the same.
+    const existing = this.reconciler.table.byHostAddress(address)
+      ?? (this.hostHas(address) ? undefined : this.reconciler.table.byGuestAddress(address));
+    if (existing) return this.served(existing);
     this.reconciler.want({ address, permissive });
     const outcome = this.applyChange();
     const refusal = outcome.refused.find((r: Refusal) => r.bdf === formatAddress(address));
     if (refusal) return { ok: false, error: refusal.reason };
     const entry = this.reconciler.table.byHostAddress(address);
-    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: false, error: `${formatAddress(address)} was not exported` };
+    return entry ? this.served(entry) : { ok: false, error: `${formatAddress(address)} was not exported` };
   }
 
-  /** Hot-unplug: drop `address` from the desired set and reconcile; the frontend gets DeviceRemoved. */
+  /** Hot-unplug: drop the device (host or frontend address) from the desired set; the frontend gets DeviceRemoved. */
   detach(address: PciAddress): ControlReply {
-    const entry = this.reconciler.table.byHostAddress(address);
-    if (!this.reconciler.unwant(address) && !entry) {
-      return { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+    const entry = this.exportedAt(address);
+    if (!this.reconciler.unwant(entry?.host ?? address) && !entry) {
+      return { ok: false, error: `${formatAddress(address)} is not exported by this backend (neither a host nor a frontend address of its devices)` };
     }
     this.applyChange();
-    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: true };
+    return entry ? this.served(entry) : { ok: true, host: formatAddress(address) };
   }
 
   status(address: PciAddress): ControlReply {
-    const entry = this.reconciler.table.byHostAddress(address);
-    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+    const entry = this.exportedAt(address);
+    return entry ? this.served(entry) : { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+  }
+
+  /** The served device with this host address, else the one with this frontend address. */
+  private exportedAt(address: PciAddress): TableEntry<D> | undefined {
+    return this.reconciler.table.byHostAddress(address) ?? this.reconciler.table.byGuestAddress(address);
+  }
+
+  private served(entry: TableEntry<D>): ControlReply {
+    return { ok: true, host: formatAddress(entry.host), guest: formatAddress(entry.guest) };
+  }
+
+  private hostHas(address: PciAddress): boolean {
+    try {
+      this.hooks.host.readDevice(address);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   get isStopping(): boolean {
@@ -208,6 +245,7 @@ export class BackendServer<D extends ManagedDevice> {
   private applyChange(): ReconcileOutcome<D> {
     const outcome = this.reconciler.reconcile();
     this.noteAll(outcome.notes);
+    this.routeEvents(outcome.added);
     for (const entry of outcome.removed) this.ring.sendEvent(MessageType.DeviceRemoved, entry.guest);
     for (const entry of outcome.added) this.ring.sendEvent(MessageType.DeviceAdded, entry.device.descriptor());
     return outcome;

@@ -8,10 +8,11 @@
  */
 import { formatAddress, packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { encodeBarReadReply, encodeEmptyReply } from '../../protocol/ring/codec.js';
+import type { DeviceOpRequest } from '../../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/ring/messages.js';
 import type { DeviceTable } from './device-table.js';
 import type { ReplyBatch } from './reply-batch.js';
-import type { RequestLog } from './request-log.js';
+import type { RequestTrace } from '../../protocol/ring/request-trace.js';
 
 /** What the server needs of an exported device (src/backend/exported-device.ts provides it). */
 export interface DeviceEndpoint {
@@ -20,6 +21,8 @@ export interface DeviceEndpoint {
   configWrite(offset: number, size: number, value: number): void;
   barRead(bar: number, offset: bigint, size: number): bigint;
   barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
+  /** Interrupts, DMA windows and reset: the reply frame. Absent: the device offers none of them. */
+  serveDeviceOp?(request: DeviceOpRequest): Buffer;
 }
 
 export type DeviceRequest = Extract<Request, { address: unknown }>;
@@ -42,7 +45,7 @@ const notExported = (address: PciAddress): XpciError =>
  * object unless `log` (the request log, passed only while it is on) needs one.
  */
 export function serveConfigRead(
-  table: DeviceTable<DeviceEndpoint>, log: RequestLog | undefined, replies: ReplyBatch,
+  table: DeviceTable<DeviceEndpoint>, log: RequestTrace | undefined, replies: ReplyBatch,
   id: number, packedAddress: number, offset: number, size: number,
 ): void {
   // The table is keyed by the wire form of the frontend's address: no unpacking on the way in.
@@ -54,7 +57,7 @@ export function serveConfigRead(
 }
 
 /** Any device request; `log` as for serveConfigRead. */
-export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestLog | undefined, replies: ReplyBatch): void {
+export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestTrace | undefined, replies: ReplyBatch): void {
   if (request.type === MessageType.ConfigRead) {
     serveConfigRead(table, log, replies, request.id, packAddress(request.address), request.offset, request.size);
     return;
@@ -78,5 +81,11 @@ export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<
       log?.done(request);
       replies.append(encodeEmptyReply(MessageType.BarWrite, request.id));
       return;
+    default: {
+      if (!device.serveDeviceOp) throw new XpciError(ErrorCode.NotImplemented, `${formatAddress(request.address)} offers no interrupts, DMA or reset`);
+      const reply = device.serveDeviceOp(request);
+      log?.done(request);
+      replies.append(reply);
+    }
   }
 }

@@ -2,15 +2,11 @@
  * xpci wire protocol: constants and message shapes shared by backend and frontend.
  * docs/protocol.md is the normative description; keep the two in step.
  *
- * Frame = 16-byte header + payload, little-endian:
- *   0  u32 magic   0x49435058 ("XPCI" as bytes 58 50 43 49)
- *   4  u32 length  whole frame including header, HEADER_SIZE..MAX_FRAME
- *   8  u16 type    MessageType
- *  10  u16 flags   FrameFlags
- *  12  u32 id      request id chosen by the frontend, echoed in the reply; 0 in events
+ * A frame is a HEADER_SIZE-byte header and a payload; layout.ts says where every field lies.
  */
 import type { PciAddress } from '../../pci/address.js';
 
+/** "XPCI" as the bytes 58 50 43 49. */
 export const MAGIC = 0x49435058;
 export const HEADER_SIZE = 16;
 /** Largest frame either side accepts: the handshake JSON of a full virtual bus (256 functions with
@@ -25,25 +21,50 @@ export const MAX_RING_DEPTH = 256;
 export enum MessageType {
   /** F→B: start (or restart) a session. Payload: JSON HelloRequest. Reply: JSON HelloReply. */
   Hello = 1,
-  /** F→B: payload {u32 address, u16 offset, u8 size, u8 0}. Reply: {u32 value}. */
+  /** F→B: payload CONFIG_TARGET (layout.ts) without value. Reply: the value read. */
   ConfigRead = 2,
-  /** F→B: payload {u32 address, u16 offset, u8 size, u8 0, u32 value}. Reply: empty. */
+  /** F→B: payload CONFIG_TARGET with value. Reply: empty. */
   ConfigWrite = 3,
-  /** F→B: payload {u32 address, u8 bar, u8 size, u16 0, u64 offset}. Reply: {u64 value}. */
+  /** F→B: payload BAR_TARGET without value. Reply: the value read. */
   BarRead = 4,
-  /** F→B: payload {u32 address, u8 bar, u8 size, u16 0, u64 offset, u64 value}. Reply: empty. */
+  /** F→B: payload BAR_TARGET with value. Reply: empty. */
   BarWrite = 5,
   /** F→B: empty. Reply: JSON {devices: DeviceDescriptor[], roots: string[]}. */
   ListDevices = 6,
   /** F→B: any payload up to MAX_FRAME-HEADER_SIZE; reply echoes it. Liveness and benchmarks. */
   Ping = 7,
+  /** F→B: payload {u32 address, u8 kind, u8 0, u16 vector}. Reply: empty. Unmasks an auto-masked INTx. */
+  InterruptUnmask = 8,
+  /** F→B: payload {u32 address, u32 flags, u64 size, u64 iova}. Reply: {u64 iova}. */
+  DmaMap = 9,
+  /** F→B: payload {u32 address, u32 0, u64 iova}. Reply: empty. */
+  DmaUnmap = 10,
+  /** F→B: payload {u32 address, u32 length, u64 iova, u64 offset}. Reply: the `length` bytes. */
+  DmaRead = 11,
+  /** F→B: payload {u32 address, u32 length, u64 iova, u64 offset, bytes}. Reply: empty. */
+  DmaWrite = 12,
+  /** F→B: payload {u32 address}. Reply: empty, after the reset and the DeviceReset event. */
+  ResetDevice = 13,
   /** B→F event: JSON DeviceDescriptor. */
   DeviceAdded = 0x20,
-  /** B→F event: {u32 address}. */
+  /** B→F event: the packed address. */
   DeviceRemoved = 0x21,
   /** B→F event: JSON {reason: string}. The backend closes the stream after sending it. */
   Shutdown = 0x22,
+  /** B→F event: {u32 address, u8 kind, u8 0, u16 vector, u32 count}. */
+  Interrupt = 0x23,
+  /** B→F event: {u32 address}. The device was reset; its view is back to the export-time state. */
+  DeviceReset = 0x24,
 }
+
+/** Interrupt kinds in wire order: the wire carries the index. */
+export const INTERRUPT_KINDS = ['intx', 'msi', 'msix'] as const;
+export type InterruptKind = (typeof INTERRUPT_KINDS)[number];
+
+/** DMA windows are whole pages: sizes and IOVAs are multiples of this. */
+export const DMA_PAGE_SIZE = 4096;
+/** DmaMap flags bit: the request names the IOVA; otherwise the backend chooses it. */
+export const DMA_MAP_FIXED_IOVA = 1;
 
 export enum FrameFlags {
   None = 0,
@@ -116,6 +137,12 @@ export interface DeviceDescriptor {
   readOnly: boolean;
   permissive: boolean;
   bars: BarDescriptor[];
+  /** Interrupt vectors per kind the frontend may enable (VFIO-held devices); absent or {}: none. */
+  interrupts?: Partial<Record<InterruptKind, number>>;
+  /** DMA windows (DmaMap) are offered: the device sits behind an IOMMU. Absent: false. */
+  dma?: boolean;
+  /** ResetDevice is offered. Absent: false. */
+  reset?: boolean;
   /** Passthrough only; absent in vPCI mode so host addresses are not revealed. */
   hostAddress?: string;
 }
@@ -149,7 +176,21 @@ export type Request =
   | { type: MessageType.BarRead; id: number; address: PciAddress; bar: number; offset: bigint; size: number }
   | { type: MessageType.BarWrite; id: number; address: PciAddress; bar: number; offset: bigint; size: number; value: bigint }
   | { type: MessageType.ListDevices; id: number }
-  | { type: MessageType.Ping; id: number; payload: Buffer };
+  | { type: MessageType.Ping; id: number; payload: Buffer }
+  | { type: MessageType.InterruptUnmask; id: number; address: PciAddress; kind: InterruptKind; vector: number }
+  | { type: MessageType.DmaMap; id: number; address: PciAddress; size: bigint; iova?: bigint }
+  | { type: MessageType.DmaUnmap; id: number; address: PciAddress; iova: bigint }
+  | { type: MessageType.DmaRead; id: number; address: PciAddress; iova: bigint; offset: bigint; length: number }
+  | { type: MessageType.DmaWrite; id: number; address: PciAddress; iova: bigint; offset: bigint; data: Buffer }
+  | { type: MessageType.ResetDevice; id: number; address: PciAddress };
+
+/** One interrupt as the Interrupt event carries it. */
+export interface InterruptRecord {
+  kind: InterruptKind;
+  vector: number;
+  /** Interrupts signalled on this vector since its previous event (more than 1: coalesced). */
+  count: number;
+}
 
 /** A failure that becomes an error reply. Anything else thrown in the backend is a bug. */
 export class XpciError extends Error {
