@@ -28,6 +28,7 @@ import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
 import { figure, loop, pipelined, repeat, type Figure, type Sample } from './measure.js';
 import { PlacementLog, pinProcess, rssKiB, tasksetAvailable } from './placement.js';
 import { BareClient, REPLY_BYTES, REQUEST_BYTES } from './pingpong.js';
+import { measureCliCall, type CliCallFigures } from './cli-call.js';
 
 const USAGE = `usage: npm run bench -- [--json] [--pin] [--device BDF] [--runs N] [--run-ms MS]
   --json       one JSON object instead of the table
@@ -51,7 +52,7 @@ interface Target {
   /** "<=" or ">=" */
   relation: '<=' | '>=';
   goal: number;
-  unit: 'x' | 'ops/s';
+  unit: 'x' | 'ops/s' | 'requests';
   pass: boolean | null;
 }
 
@@ -160,6 +161,7 @@ async function main(): Promise<number> {
   let fixtureBackend: BackendChild | undefined;
   let genuineBackend: BackendChild | undefined;
   let dumps: DumpFigures | undefined;
+  let cliCall: CliCallFigures | undefined;
   const rss: Record<string, number | undefined> = {};
   const started = Date.now();
   try {
@@ -186,6 +188,7 @@ async function main(): Promise<number> {
     clients.push(fixtureClient);
     const fixtureAddress = parseAddress(fixtureBackend.devices[0].guest);
     await ringReads(bench, 'fixture', fixtureClient, fixtureAddress, fixtureBackend.child.pid);
+    cliCall = measureCliCall(fixtureBackend.socket, fixtureBackend.devices[0].guest, Math.max(5, options.runs));
     // The same reads from a bare client (no frontend library): what the backend alone costs.
     await fixtureClient.close();
     clients.pop();
@@ -247,6 +250,8 @@ async function main(): Promise<number> {
     target('genuine reads, 64 in flight: throughput vs direct pread', ratio(f('genuine64')?.opsPerSec, f('pread')?.opsPerSec), '>=', 0.9, 'x'),
     target('fixture round trip (1 in flight) vs bare ping-pong', ratio(f('fixture1')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), '<=', 1.25, 'x'),
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
+    target('one xpci setpci register read vs node -e 0 (wall time)', cliCall?.ratio ?? null, '<=', 2, 'x'),
+    target('requests on the wire for xpci lspci -s DEV -x', cliCall?.lspciRequests ?? null, '<=', 10, 'requests'),
   ];
   // A ring read is at least a pread plus a socket round trip: the best ratio this run allows.
   const floorRatio = ratio(sum(f('pread')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), f('pread')?.usPerOp);
@@ -261,18 +266,19 @@ async function main(): Promise<number> {
       usPerOp: round(v.usPerOp), opsPerSec: Math.round(v.opsPerSec), depth: v.depth, runsUsPerOp: v.runs.map(round), placement: v.placement,
     }])),
     dumps,
+    cliCall: cliCall && { nodeMs: round(cliCall.nodeMs), setpciMs: round(cliCall.setpciMs), ratio: round(cliCall.ratio), lspciRequests: cliCall.lspciRequests },
     rssKiB: rss,
     targets,
     bounds: { genuineRingVsPread: floorRatio === null ? null : round(floorRatio) },
     notes: bench.notes,
   };
-  process.stdout.write(options.json ? JSON.stringify(result) + '\n' : renderTable(bench, dumps, rss, targets, floorRatio, result.seconds, pinCpu) + '\n');
+  process.stdout.write(options.json ? JSON.stringify(result) + '\n' : renderTable(bench, dumps, cliCall, rss, targets, floorRatio, result.seconds, pinCpu) + '\n');
   return 0;
 }
 
 const sum = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a + b);
 
-function target(name: string, measured: number | null, relation: '<=' | '>=', goal: number, unit: 'x' | 'ops/s'): Target {
+function target(name: string, measured: number | null, relation: '<=' | '>=', goal: number, unit: Target['unit']): Target {
   const pass = measured === null ? null : relation === '<=' ? measured <= goal : measured >= goal;
   return { name, measured: measured === null ? null : round(measured), relation, goal, unit, pass };
 }
@@ -283,7 +289,7 @@ const lpad = (text: string, width: number): string => text.padStart(width);
 const us = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const ops = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<string, number | undefined>, targets: Target[], floorRatio: number | null, seconds: number, pinCpu: number | undefined): string {
+function renderTable(bench: Bench, dumps: DumpFigures | undefined, cliCall: CliCallFigures | undefined, rss: Record<string, number | undefined>, targets: Target[], floorRatio: number | null, seconds: number, pinCpu: number | undefined): string {
   const rows: [string, string][] = [
     [`${FLOOR}1`, 'transport floor: bare Node ping-pong, 24/20-byte frames, 1 in flight'],
     [`${FLOOR}64`, 'transport floor: bare Node ping-pong, 64 in flight'],
@@ -317,13 +323,19 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
       out.push(`  dump bytes: ${dumps.differences.length === 0 ? 'identical to lspci -xxx' : `${dumps.differences.length} differ (virtualized registers, docs/protocol.md §13): ${dumps.differences.slice(0, 12).join(' ')}${dumps.differences.length > 12 ? ' ...' : ''}`}`);
     }
   }
+  if (cliCall) {
+    out.push('');
+    out.push(`${pad('one CLI call (median, interleaved runs)', w)} ${lpad('ms', 9)}`);
+    out.push(`${pad('  node -e 0', w)} ${lpad(cliCall.nodeMs.toFixed(1), 9)}`);
+    out.push(`${pad('  xpci setpci -s DEV COMMAND (fixture export)', w)} ${lpad(cliCall.setpciMs.toFixed(1), 9)}`);
+  }
   out.push('');
   const mib = (k: number | undefined): string => (k === undefined ? 'n/a' : `${(k / 1024).toFixed(1)} MiB`);
   out.push(`backend RSS: fixture export ${mib(rss.fixtureBackend)}, read-only export of this machine's devices ${mib(rss.genuineBackend)}`);
   out.push('');
   out.push(`${pad('target', w)} ${lpad('measured', 12)} ${lpad('target', 12)}   result`);
   for (const t of targets) {
-    const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : ops(n));
+    const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : t.unit === 'requests' ? String(n) : ops(n));
     out.push(`${pad(t.name, w)} ${lpad(t.measured === null ? 'n/a' : fmt(t.measured), 12)} ${lpad(`${t.relation === '<=' ? '<=' : '>='} ${fmt(t.goal)}`, 12)}   ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'}`);
   }
   if (floorRatio !== null) {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runProcess, XPCI_MAIN, type XpciResult } from '../support/xpci-process.js';
@@ -37,4 +37,10 @@ test('xpci demo as uid 65534: every step as expected, exit 0, nothing left behin
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test("the README's first command ends with the demo", () => {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const first = /```sh\n([^\n]*)\n/.exec(readme)?.[1];
+  assert.equal(first, 'bash scripts/setup-host.sh && npm ci && npx xpci demo');
 });

@@ -129,8 +129,9 @@ describe('xpci lspci against the mini backend', () => {
   });
 
   test('--verbose-request logs each request on stderr; stdout is unchanged', async () => {
-    const r = await lspci('-n', '-s', '01.2', '--verbose-request');
-    assert.equal(r.stdout, '00:01.2 0200: 1af4:1041 (rev 01)\n');
+    // A full listing scans like pcifront, so the probes of empty devfns show too.
+    const r = await lspci('-n', '--verbose-request');
+    assert.match(r.stdout, /^00:01\.2 0200: 1af4:1041 \(rev 01\)$/m);
     assert.match(r.stderr, /^xpci:request #\d+ 0000:00:01\.2 ConfigRead offset=0x0 size=4 -> 0x10411af4$/m);
     assert.match(r.stderr, /^xpci:request #\d+ 0000:00:1f\.7 ConfigRead offset=0x0 size=4 -> error DeviceNotFound: /m);
   });

@@ -164,7 +164,8 @@ export const lspciCommand: CommandModule<object, LspciArgs> = {
     }
     const options: LspciOptions = { names, domains: args.D, verbose: args.v, hex: args.x, ids: lspciBinary ? undefined : pciIds(args.i) };
     const output = await withFrontend(args, 'lspci', async (client) => {
-      const selected = await selectDevices(client, matches);
+      // A full listing scans like pcifront; -s/-d pick from the backend's device list (no probes).
+      const selected = await selectDevices(client, matches, { scan: args.s === undefined && args.d === undefined });
       const devices = await Promise.all(selected.map(async ({ address, remote }) => {
         try {
           const config = await snapshot(remote, args);
