@@ -4,10 +4,10 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatAddress } from '../../pci/address.js';
-import { RuntimeError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { batchOption, readBatchOperations } from '../batch-file.js';
-import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs } from '../frontend-connection.js';
-import { BarSpecError, formatBarValue, parseBarOperation, type BarOperation } from '../bar-spec.js';
+import { frontendOptions, parseSelection, requestFailure, selectOneDevice, withFrontend, type FrontendArgs } from '../frontend-connection.js';
+import { formatBarValue, parseBarOperation, type BarOperation } from '../bar-spec.js';
 
 interface BarArgs extends FrontendArgs {
   operations?: string[];
@@ -66,21 +66,9 @@ export const barCommand: CommandModule<object, BarArgs> = {
     const matches = parseSelection(args.s, undefined);
     const texts = [...(args.operations ?? []), ...(args.batch === undefined ? [] : readBatchOperations(args.batch))];
     if (texts.length === 0) throw new UsageError('bar: no operation given (on the command line or with --batch FILE)');
-    const operations: BarOperation[] = texts.map((text) => {
-      try {
-        return parseBarOperation(String(text));
-      } catch (error) {
-        if (error instanceof BarSpecError) throw new UsageError(`bar: ${error.message}`);
-        throw error;
-      }
-    });
+    const operations: BarOperation[] = texts.map((text) => parseBarOperation(String(text)));
     await withFrontend(args, 'bar', async (client) => {
-      const devices = await selectDevices(client, matches);
-      if (devices.length === 0) throw new RuntimeError(`bar: -s ${args.s} selects no device`);
-      if (devices.length > 1) {
-        throw new UsageError(`bar: -s ${args.s} selects ${devices.length} devices (${devices.map((d) => formatAddress(d.address)).join(', ')}); name exactly one`);
-      }
-      const [{ address, remote }] = devices;
+      const { address, remote } = await selectOneDevice(client, matches, args.s, 'bar');
       for (const op of operations) {
         const where = `${formatAddress(address)} BAR${op.bar} offset 0x${op.offset.toString(16)} (${op.width} bytes)`;
         try {

@@ -17,6 +17,7 @@ import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { decodeWithSystemLspci, systemLspci } from '../system-lspci.js';
 import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs } from '../frontend-connection.js';
+import { hex } from '../../pci/hex.js';
 
 interface LspciArgs extends FrontendArgs {
   s?: string;
@@ -80,7 +81,6 @@ function resourcesFromHello(config: Uint8Array, remote: RemoteDevice): LspciDevi
   };
 }
 
-const hex = (value: number, digits: number): string => value.toString(16).padStart(digits, '0');
 const toHex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
 function jsonEntry(device: LspciDevice, remote: RemoteDevice, dumpLevel: number): Record<string, unknown> {

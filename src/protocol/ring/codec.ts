@@ -3,8 +3,9 @@
  * plain values once and validate shape (not policy): the backend never looks at the frame again.
  */
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
+import { parseJsonObject } from '../json-object.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
-import { decodeDeviceOpRequest, encodeDeviceOpRequest, type DeviceOpRequest } from './device-ops-codec.js';
+import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, writeDeviceOpPayload } from './device-ops-codec.js';
 import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
 import {
   BAR_READ_LENGTH,
@@ -34,14 +35,23 @@ import {
 
 // ---------------------------------------------------------------- requests (frontend → backend)
 
-/** The requests writeRequest writes: all but Hello (its JSON is encoded once by encodeRequest) and the whole-device ops (device-ops-codec.ts). */
-export type StreamRequest = Exclude<Request, { type: MessageType.Hello } | DeviceOpRequest>;
+/** The requests writeRequest writes: all but Hello (its JSON is encoded once by encodeRequest). */
+export type StreamRequest = Exclude<Request, { type: MessageType.Hello }>;
 
 /**
  * What the wire format cannot carry (the frontend refuses it before anything is sent); the backend
  * judges everything else.
  */
 export function checkRequest(request: Request): XpciError | undefined {
+  switch (request.type) {
+    case MessageType.InterruptUnmask:
+    case MessageType.DmaMap:
+    case MessageType.DmaUnmap:
+    case MessageType.DmaRead:
+    case MessageType.DmaWrite:
+    case MessageType.ResetDevice:
+      return checkDeviceOpRequest(request);
+  }
   if (request.type !== MessageType.ConfigRead && request.type !== MessageType.ConfigWrite &&
       request.type !== MessageType.BarRead && request.type !== MessageType.BarWrite) return undefined;
   const { offset, size } = request;
@@ -74,6 +84,7 @@ export function requestLength(request: StreamRequest): number {
     case MessageType.BarWrite: return HEADER_SIZE + BAR_WRITE_LENGTH;
     case MessageType.ListDevices: return HEADER_SIZE;
     case MessageType.Ping: return HEADER_SIZE + request.payload.length;
+    default: return HEADER_SIZE + deviceOpPayloadLength(request);
   }
 }
 
@@ -113,6 +124,8 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
     case MessageType.Ping:
       target.set(request.payload, p);
       break;
+    default:
+      writeDeviceOpPayload(target.subarray(p, at + length), request);
   }
   return at + length;
 }
@@ -122,13 +135,6 @@ export function encodeRequest(request: Request): Buffer {
   switch (request.type) {
     case MessageType.Hello:
       return encodeFrame(request.type, FrameFlags.None, request.id, Buffer.from(JSON.stringify(request.hello), 'utf8'));
-    case MessageType.InterruptUnmask:
-    case MessageType.DmaMap:
-    case MessageType.DmaUnmap:
-    case MessageType.DmaRead:
-    case MessageType.DmaWrite:
-    case MessageType.ResetDevice:
-      return encodeDeviceOpRequest(request);
   }
   const invalid = checkRequest(request);
   if (invalid) throw invalid;
@@ -208,7 +214,7 @@ export function decodeRequest(frame: Frame): Request {
 }
 
 function decodeHello(payload: Buffer): HelloRequest {
-  const body = parseJsonObject(payload, 'Hello');
+  const body = jsonObject(payload, 'Hello');
   const { versions, ringDepth, client } = body;
   if (!Array.isArray(versions) || versions.length === 0 || versions.length > 64 ||
       !versions.every((v) => Number.isInteger(v) && v > 0 && v < 0x10000)) {
@@ -223,16 +229,8 @@ function decodeHello(payload: Buffer): HelloRequest {
   return { versions: versions as number[], ringDepth: ringDepth as number, ...(client === undefined ? {} : { client }) };
 }
 
-function parseJsonObject(payload: Buffer, name: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw malformed(`${name} payload is not valid JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(`${name} payload must be a JSON object`);
-  return value as Record<string, unknown>;
-}
+const jsonObject = (payload: Buffer, name: string): Record<string, unknown> => parseJsonObject(payload.toString('utf8'), (problem) =>
+  malformed(problem === 'not-json' ? `${name} payload is not valid JSON` : `${name} payload must be a JSON object`));
 
 // ---------------------------------------------------------------- replies and events (backend → frontend)
 
@@ -334,7 +332,7 @@ export function decodeBarReadReply(frame: Frame): bigint {
 }
 
 export function decodeJsonPayload<T>(frame: Frame, name: string): T {
-  return parseJsonObject(frame.payload, name) as T;
+  return jsonObject(frame.payload, name) as T;
 }
 
 export function decodeDeviceRemoved(frame: Frame): PciAddress {
