@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatAddress, type PciAddress } from '../pci/address.js';
-import { formatHexDump } from '../pci/lspci-format.js';
+import { formatHexDump } from '../pci/lspci-hex-dump.js';
 import { RuntimeError } from './errors.js';
 
 /** The pciutils binary; XPCI_LSPCI names another (an empty value means "not installed"). */
