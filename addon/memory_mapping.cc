@@ -11,6 +11,7 @@
 #include "args.h"
 #include "debug_log.h"
 #include "errors.h"
+#include "fd_args.h"
 #include "retry_eintr.h"
 
 namespace xpci {
@@ -95,7 +96,33 @@ Napi::Value MemoryMapping::Map(const Napi::CallbackInfo& info, Napi::FunctionRef
     ThrowErrno(env, err, "mmap", path);
   }
   XPCI_LOG("mmap %s length=0x%" PRIx64 " %s -> %p", path.c_str(), length, writable ? "rw" : "ro", base);
+  return Adopt(cls, path, writable, base, length);
+}
 
+Napi::Value MemoryMapping::MapFd(const Napi::CallbackInfo& info, Napi::FunctionReference& cls) {
+  Napi::Env env = info.Env();
+  const std::string none;
+  Site site{env, "mmap", none};
+  int fd = FdArg(site, info[0]);
+  uint64_t offset = U64Arg(site, info[1], "offset");
+  uint64_t length = IntegerArg(site, info[2], "length", kMaxSafeInteger);
+  bool writable = BoolArg(site, info[3], "writable");
+  std::string label = PathArg(site, info[4]);
+  if (length == 0) ThrowCheck(env, EINVAL, "mmap", label, "length must be > 0");
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* base = ::mmap(nullptr, length, prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (base == MAP_FAILED) {
+    int err = errno;
+    XPCI_LOG("mmap %s fd=%d off=0x%" PRIx64 " length=0x%" PRIx64 " -> %s", label.c_str(), fd, offset, length, ErrnoName(err));
+    ThrowErrno(env, err, "mmap", label);
+  }
+  XPCI_LOG("mmap %s fd=%d off=0x%" PRIx64 " length=0x%" PRIx64 " %s -> %p", label.c_str(), fd, offset, length,
+           writable ? "rw" : "ro", base);
+  return Adopt(cls, label, writable, base, length);
+}
+
+Napi::Object MemoryMapping::Adopt(Napi::FunctionReference& cls, const std::string& path, bool writable, void* base,
+                                  size_t length) {
   Napi::Object object;
   try {
     object = cls.New({});
