@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { buildConfigImage, createFixtureTree, type FixtureDeviceSpec, type FixtureTree } from '../support/fixture-sysfs.js';
-import { RawClient, replyError } from '../support/frontend-stub.js';
+import { RawClient, replyError } from '../support/raw-client.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { decodeConfigReadReply, decodeDeviceRemoved, decodeJsonPayload, encodeRequest } from '../../src/protocol/ring/codec.js';
 import { encodeFrame } from '../../src/protocol/ring/frame.js';
