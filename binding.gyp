@@ -12,6 +12,7 @@
         "addon/eventfd.cc",
         "addon/fd_args.cc",
         "addon/fd_io.cc",
+        "addon/fd_mmap.cc",
         "addon/fd_poller.cc",
         "addon/memfd.cc",
         "addon/memory_mapping.cc",

@@ -12,6 +12,7 @@
 #include "debug_log.h"
 #include "errors.h"
 #include "fd_args.h"
+#include "fd_mmap.h"
 #include "retry_eintr.h"
 
 namespace xpci {
@@ -108,16 +109,7 @@ Napi::Value MemoryMapping::MapFd(const Napi::CallbackInfo& info, Napi::FunctionR
   uint64_t length = IntegerArg(site, info[2], "length", kMaxSafeInteger);
   bool writable = BoolArg(site, info[3], "writable");
   std::string label = PathArg(site, info[4]);
-  if (length == 0) ThrowCheck(env, EINVAL, "mmap", label, "length must be > 0");
-  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* base = ::mmap(nullptr, length, prot, MAP_SHARED, fd, static_cast<off_t>(offset));
-  if (base == MAP_FAILED) {
-    int err = errno;
-    XPCI_LOG("mmap %s fd=%d off=0x%" PRIx64 " length=0x%" PRIx64 " -> %s", label.c_str(), fd, offset, length, ErrnoName(err));
-    ThrowErrno(env, err, "mmap", label);
-  }
-  XPCI_LOG("mmap %s fd=%d off=0x%" PRIx64 " length=0x%" PRIx64 " %s -> %p", label.c_str(), fd, offset, length,
-           writable ? "rw" : "ro", base);
+  void* base = MapSharedWindow(env, fd, offset, length, writable, label);
   return Adopt(cls, label, writable, base, length);
 }
 

@@ -11,6 +11,7 @@
 #include "debug_log.h"
 #include "errors.h"
 #include "fd_args.h"
+#include "fd_mmap.h"
 
 namespace xpci {
 namespace {
@@ -37,16 +38,7 @@ Napi::Value SharedMemory::Map(const Napi::CallbackInfo& info, Napi::FunctionRefe
   uint64_t offset = U64Arg(site, info[1], "offset");
   uint64_t length = IntegerArg(site, info[2], "length", kMaxSafeInteger);
   bool writable = BoolArg(site, info[3], "writable");
-  if (length == 0) ThrowCheck(env, EINVAL, "mmap", kNoPath, "length must be > 0");
-
-  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* base = ::mmap(nullptr, length, prot, MAP_SHARED, fd, static_cast<off_t>(offset));
-  if (base == MAP_FAILED) {
-    int err = errno;
-    XPCI_LOG("mmap shared fd=%d off=0x%" PRIx64 " length=0x%" PRIx64 " -> %s", fd, offset, length, ErrnoName(err));
-    ThrowErrno(env, err, "mmap", kNoPath);
-  }
-  XPCI_LOG("mmap shared fd=%d off=0x%" PRIx64 " length=0x%" PRIx64 " -> %p", fd, offset, length, base);
+  void* base = MapSharedWindow(env, fd, offset, length, writable, kNoPath);
   Napi::Object object;
   try {
     object = cls.New({});
