@@ -40,6 +40,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** how long past an exec's deadline the agent may stay silent before the guest counts as hung (default 15 s) */
   hangGraceMs?: number;
+  /** an emulated Intel IOMMU (`-device intel-iommu`, `intel_iommu=on`) for VFIO suites (default off) */
+  iommu?: boolean;
 }
 
 export interface ExecOptions {
@@ -168,6 +170,7 @@ export class Guest {
       ivshmem: ivshmemPath ? { path: ivshmemPath, size: ivshmemSize } : null,
       xpciPort,
       extraDevices: devices.extraDevices ?? [],
+      iommu: options.iommu ?? false,
     });
     debug('%s %s', QEMU_BINARY, args.join(' '));
     const started = Date.now();
