@@ -20,6 +20,7 @@
         "addon/peer_credentials.cc",
         "addon/register_file.cc",
         "addon/shared_memory.cc",
+        "addon/unix_fd_passing.cc",
         "addon/vfio_ioctl.cc"
       ],
       "dependencies": [

@@ -12,6 +12,7 @@
 #include "register_file.h"
 #include "shared_memory.h"
 #include "vfio_ioctl.h"
+#include "unix_fd_passing.h"
 
 namespace xpci {
 
@@ -21,7 +22,8 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
       : registerFileClass_(Napi::Persistent(RegisterFile::Class(env))),
         memoryMappingClass_(Napi::Persistent(MemoryMapping::Class(env))),
         sharedMemoryClass_(Napi::Persistent(SharedMemory::Class(env))),
-        fdPollerClass_(Napi::Persistent(FdPoller::Class(env))) {
+        fdPollerClass_(Napi::Persistent(FdPoller::Class(env))),
+        readableWatcherClass_(Napi::Persistent(ReadableWatcher::Class(env))) {
     DefineAddon(exports, {
                              InstanceMethod<&XpciAddon::OpenRegisterFile>("openRegisterFile"),
                              InstanceMethod<&XpciAddon::MapResource>("mapResource"),
@@ -52,6 +54,11 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
                              InstanceMethod<&XpciAddon::PeerCredentialsOf>("peerCredentials"),
                              InstanceMethod<&XpciAddon::BuildInfo>("buildInfo"),
                              InstanceValue("vfioConstants", VfioConstants(env), napi_enumerable),
+                             InstanceMethod<&XpciAddon::SendWithFdsOn>("sendWithFds"),
+                             InstanceMethod<&XpciAddon::ReceiveWithFdsOn>("receiveWithFds"),
+                             InstanceMethod<&XpciAddon::DuplicateFdOf>("duplicateFd"),
+                             InstanceMethod<&XpciAddon::ConnectUnixStreamTo>("connectUnixStream"),
+                             InstanceMethod<&XpciAddon::WatchReadable>("watchReadable"),
                          });
   }
 
@@ -76,6 +83,12 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
 
   Napi::Value PeerCredentialsOf(const Napi::CallbackInfo& info) { return PeerCredentials(info); }
 
+  Napi::Value SendWithFdsOn(const Napi::CallbackInfo& info) { return SendWithFds(info); }
+  Napi::Value ReceiveWithFdsOn(const Napi::CallbackInfo& info) { return ReceiveWithFds(info); }
+  Napi::Value DuplicateFdOf(const Napi::CallbackInfo& info) { return DuplicateFd(info); }
+  Napi::Value ConnectUnixStreamTo(const Napi::CallbackInfo& info) { return ConnectUnixStream(info); }
+  Napi::Value WatchReadable(const Napi::CallbackInfo& info) { return ReadableWatcher::Watch(info, readableWatcherClass_); }
+
   Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object result = Napi::Object::New(env);
@@ -93,6 +106,7 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
   Napi::FunctionReference memoryMappingClass_;
   Napi::FunctionReference sharedMemoryClass_;
   Napi::FunctionReference fdPollerClass_;
+  Napi::FunctionReference readableWatcherClass_;
 };
 
 }  // namespace xpci

@@ -43,6 +43,15 @@ export interface BackendOptions extends ExportPolicy, SocketAccess {
   exitOnDisconnect: boolean;
   /** How long a partial frame may sit idle before it is dropped (default PARTIAL_FRAME_TIMEOUT_MS). */
   partialFrameTimeoutMs?: number;
+  /** Serve the ring socket (default true; --no-ring leaves only the other endpoints, e.g. vfio-user). */
+  ring?: boolean;
+}
+
+/** Another protocol serving the same exported devices (vfio-user: one socket per device). */
+export interface DeviceEndpoints<D> {
+  attach(guest: PciAddress, device: D): Promise<unknown>;
+  detach(guest: PciAddress): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface BackendHooks<D extends ManagedDevice> {
@@ -51,6 +60,8 @@ export interface BackendHooks<D extends ManagedDevice> {
   admit(fd: number, access: SocketAccess): Admission;
   /** Operator-facing warnings and notes (the CLI prints them on stderr). */
   warn(message: string): void;
+  /** Per-device endpoints beside the ring, attached and detached with the devices. */
+  endpoints?: DeviceEndpoints<D>;
 }
 
 export interface MappingEntry {
@@ -134,6 +145,8 @@ export class BackendServer<D extends ManagedDevice> {
 
   async listen(): Promise<void> {
     await this.control.listen();
+    for (const entry of this.reconciler.table.entries()) await this.hooks.endpoints?.attach(entry.guest, entry.device);
+    if (this.options.ring === false) return;
     this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
     debug('listening on %s', this.options.socketPath);
   }
@@ -233,7 +246,7 @@ export class BackendServer<D extends ManagedDevice> {
       ...this.describe(entry),
       denials: attempt(`denials of ${formatAddress(entry.host)}`, () => entry.device.denials(), []),
     }));
-    const closed = Promise.all([this.ring.close(reason), this.control.close()]);
+    const closed = Promise.all([this.ring.close(reason), this.control.close(), this.hooks.endpoints?.close()]);
     notes.push(...this.reconciler.releaseAll().notes);
     const inode = this.socketInode;
     if (inode !== null) attempt('removing the socket', () => removeSocketFile(this.options.socketPath, inode), undefined);
@@ -249,6 +262,13 @@ export class BackendServer<D extends ManagedDevice> {
     this.routeEvents(outcome.added);
     for (const entry of outcome.removed) this.ring.sendEvent(MessageType.DeviceRemoved, entry.guest);
     for (const entry of outcome.added) this.ring.sendEvent(MessageType.DeviceAdded, entry.device.descriptor());
+    const endpoints = this.hooks.endpoints;
+    if (endpoints) {
+      for (const entry of outcome.removed) void endpoints.detach(entry.guest);
+      for (const entry of outcome.added) {
+        endpoints.attach(entry.guest, entry.device).catch((error: Error) => this.hooks.warn(`${formatAddress(entry.guest)}: ${error.message}`));
+      }
+    }
     return outcome;
   }
 

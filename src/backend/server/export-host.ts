@@ -31,6 +31,8 @@ export interface HostSettings {
   dmaLimit?: number;
   /** VFIO's no-IOMMU mode (xpci export --unsafe-noiommu): interrupts and reset, never DMA */
   unsafeNoiommu?: boolean;
+  /** BAR registers take any address the guest writes (vfio-user) */
+  guestAssignedBars?: boolean;
 }
 
 /** vfio-pci resets a device itself when it is opened and closed, whenever the kernel knows a reset for it. */
@@ -42,7 +44,7 @@ function vfioReset(info: PciDeviceInfo): ResetResult {
 }
 
 export function createExportHost(settings: HostSettings): ExportHost<ExportedDevice> {
-  const { sysfsRoot, stateDir, mode, readOnly } = settings;
+  const { sysfsRoot, stateDir, mode, readOnly, guestAssignedBars } = settings;
   const sysfs = sysfsMethod(sysfsRoot);
   const vfio = vfioMethod({ sysfsRoot, unsafeNoiommu: settings.unsafeNoiommu });
   const dma = { budget: new DmaBudget(settings.dmaLimit), allocate: allocateDmaMemory };
@@ -52,7 +54,7 @@ export function createExportHost(settings: HostSettings): ExportHost<ExportedDev
     lock: (bdf) => acquireDeviceLock(stateDir, bdf),
     reset: (info) => (heldByVfio(info) ? vfioReset(info) : resetDevice(sysfsRoot, info)),
     open: (info, guest, permissive) => openExportedDevice({
-      sysfsRoot, info, guest, mode, readOnly, permissive,
+      sysfsRoot, info, guest, mode, readOnly, permissive, guestAssignedBars,
       method: heldByVfio(info) ? vfio : sysfs,
       dma,
     }),

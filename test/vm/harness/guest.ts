@@ -42,6 +42,8 @@ export interface BootOptions {
   hangGraceMs?: number;
   /** an emulated Intel IOMMU (`-device intel-iommu`, `intel_iommu=on`) for VFIO suites (default off) */
   iommu?: boolean;
+  /** another QEMU binary (e.g. the vfio-user build) and arguments appended to the command line */
+  qemu?: { binary: string; extraArgs?: string[] };
 }
 
 export interface ExecOptions {
@@ -172,9 +174,11 @@ export class Guest {
       extraDevices: devices.extraDevices ?? [],
       iommu: options.iommu ?? false,
     });
-    debug('%s %s', QEMU_BINARY, args.join(' '));
+    args.push(...(options.qemu?.extraArgs ?? []));
+    const binary = options.qemu?.binary ?? QEMU_BINARY;
+    debug('%s %s', binary, args.join(' '));
     const started = Date.now();
-    const qemu = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const qemu = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     trackQemu(qemu);
     // Idle guests must not hold the test process open; the exit hook kills what is left.
     qemu.unref();
@@ -197,6 +201,11 @@ export class Guest {
     guest.bootMs = Date.now() - started;
     debug('guest ready in %d ms (kernel %s, run dir %s)', guest.bootMs, guest.kernelRelease, runDir);
     return guest;
+  }
+
+  /** The last 8 KiB QEMU wrote on stderr (its error reports). */
+  get qemuStderrTail(): string {
+    return this.qemuStderr;
   }
 
   /** QEMU's process id on the host. */
