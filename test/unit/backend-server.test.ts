@@ -18,6 +18,7 @@ import { BackendServer, type BackendOptions } from '../../src/backend/server/bac
 import { admitPeer, createExportHost } from '../../src/backend/server/export-host.js';
 import type { ExportedDevice } from '../../src/backend/exported-device.js';
 import { sendControlRequest } from '../../src/cli/commands/hotplug.js';
+import { serveForTest } from '../support/backend-harness.js';
 
 const nic = (fn: number, extra: Partial<FixtureDeviceSpec> = {}): FixtureDeviceSpec => ({
   address: `0000:00:05.${fn}`,
@@ -79,13 +80,7 @@ async function startBackend(t: TestContext, devices: string[], options: Partial<
     admit: admitPeer,
     warn: (message) => warnings.push(message),
   });
-  t.after(async () => {
-    await backend.stop('test over');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await backend.prepare();
-  const { refused } = backend.exportDevices();
-  await backend.listen();
+  const { refused } = await serveForTest(t, backend, dir);
   return { backend, tree, socket, dir, warnings, refused, connect: () => RawClient.connect(socket) };
 }
 
