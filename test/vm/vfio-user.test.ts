@@ -55,7 +55,7 @@ describe('vfio-user: a QEMU 10 guest on an exported edu snapshot', { skip, timeo
     sysfs = join(work, 'sysfs');
     cpSync(resolve('test/fixtures/edu-snapshot'), sysfs, { recursive: true, verbatimSymlinks: true });
     backend = await startExport(['--sysfs-root', sysfs, '--state-dir', join(work, 'state'), '--socket', join(work, 'xpci.sock'),
-      '--vfio-user', join(work, 'vfio-user'), '--no-reset-on-export', '--no-reset-on-release', EDU]);
+      '--vfio-user', join(work, 'vfio-user'), '--no-reset-on-export', '--no-reset-on-release', EDU], { DEBUG: process.env.DEBUG ?? '' });
     const socket = join(work, 'vfio-user', `${backend.devices[0].guest}.sock`);
     vm = await Guest.boot({
       devices: { standard: false, xpciPort: false, extraDevices: [JSON.stringify({ driver: 'vfio-user-pci', socket: { path: socket, type: 'unix' }, addr: '0x13' })] },
@@ -72,6 +72,7 @@ describe('vfio-user: a QEMU 10 guest on an exported edu snapshot', { skip, timeo
   after(async () => {
     await vm?.shutdown().catch(() => undefined);
     await backend?.stop();
+    if (process.env.DEBUG) console.error(`backend stderr:\n${backend?.stderr()}\nQEMU stderr:\n${vm?.qemuStderrTail}`);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
