@@ -24,6 +24,7 @@ import {
   encodeRequest,
   errorFromReply,
   isErrorReply,
+  MAX_ERROR_MESSAGE,
 } from '../protocol/ring/codec.js';
 import {
   DEFAULT_RING_DEPTH,
@@ -39,6 +40,8 @@ import {
   type HelloReply,
   type Request,
 } from '../protocol/ring/messages.js';
+import { validateDescriptor, validateDeviceList, validateHelloReply, type DeviceList } from '../protocol/ring/hello.js';
+import { printablePeerText } from '../protocol/ring/peer-text.js';
 import { openTransport } from './open-transport.js';
 import type { Transport } from './transport.js';
 import { formatRequestLog, requestDebug, type RequestLogEntry } from './request-log.js';
@@ -73,10 +76,7 @@ export interface FrontendEvents {
   close: [error?: Error];
 }
 
-export interface DeviceList {
-  devices: DeviceDescriptor[];
-  roots: string[];
-}
+export type { DeviceList };
 
 interface PendingRequest {
   id: number;
@@ -462,7 +462,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
         }
         case MessageType.Shutdown: {
           const { reason } = decodeJsonPayload<{ reason?: unknown }>(frame, 'Shutdown event');
-          this.shutdownReason = typeof reason === 'string' ? reason : 'no reason given';
+          this.shutdownReason = typeof reason === 'string' ? printablePeerText(reason, MAX_ERROR_MESSAGE) : 'no reason given';
           this.emit('shutdown', this.shutdownReason);
           break;
         }
@@ -529,38 +529,3 @@ function expectEmpty(frame: Frame): undefined {
 function asXpciError(error: unknown): XpciError {
   return error instanceof XpciError ? error : new XpciError(ErrorCode.Malformed, (error as Error).message);
 }
-
-const malformed = (what: string): XpciError => new XpciError(ErrorCode.Malformed, what);
-
-function validateHelloReply(reply: HelloReply): HelloReply {
-  if (!SUPPORTED_VERSIONS.includes(reply.version)) throw new XpciError(ErrorCode.VersionMismatch, `backend chose protocol version ${reply.version}, which this frontend does not speak`);
-  if (!Number.isInteger(reply.ringDepth) || reply.ringDepth < 1) throw malformed(`Hello reply ring depth ${reply.ringDepth} is invalid`);
-  if (reply.maxFrame === undefined) reply.maxFrame = MAX_FRAME;
-  if (reply.mode !== 'vpci' && reply.mode !== 'passthrough') throw malformed(`Hello reply mode ${String(reply.mode)} is invalid`);
-  validateDeviceList(reply);
-  return reply;
-}
-
-function validateDeviceList<T extends DeviceList>(list: T): T {
-  if (!Array.isArray(list.roots) || !list.roots.every((r) => typeof r === 'string' && /^[0-9a-f]{4}:[0-9a-f]{2}$/i.test(r))) {
-    throw malformed('device list roots must be "DDDD:BB" strings');
-  }
-  if (!Array.isArray(list.devices)) throw malformed('device list devices must be an array');
-  list.devices.forEach(validateDescriptor);
-  return list;
-}
-
-function validateDescriptor(device: DeviceDescriptor): DeviceDescriptor {
-  if (typeof device !== 'object' || device === null || typeof device.address !== 'string') throw malformed('device descriptor without an address');
-  try {
-    parseAddress(device.address);
-  } catch {
-    throw malformed(`device descriptor address '${device.address}' is invalid`);
-  }
-  for (const field of ['vendor', 'device', 'classCode', 'revision', 'headerType', 'configSize'] as const) {
-    if (!Number.isInteger(device[field])) throw malformed(`device ${device.address}: ${field} must be an integer`);
-  }
-  if (!Array.isArray(device.bars)) throw malformed(`device ${device.address}: bars must be an array`);
-  return device;
-}
-

@@ -16,6 +16,7 @@ import {
   type HelloRequest,
   type Request,
 } from './messages.js';
+import { printablePeerText } from './peer-text.js';
 
 const CONFIG_READ_LEN = 8;
 /** Payload layout shared by ConfigRead and ConfigWrite (docs/protocol.md): the one place it is stated. */
@@ -275,7 +276,8 @@ export function decodeErrorPayload(payload: Buffer): ErrorPayload {
   return {
     code: payload.readUInt16LE(0) as ErrorCode,
     errno: payload.readInt32LE(4),
-    message: payload.subarray(ERROR_FIXED_LEN).toString('utf8'),
+    // Untrusted text: whoever prints it gets it cut at the limit and with control characters escaped.
+    message: printablePeerText(payload.subarray(ERROR_FIXED_LEN).toString('utf8'), MAX_ERROR_MESSAGE),
   };
 }
 
