@@ -25,7 +25,8 @@ import {
   type Refusal,
 } from './export-reconciler.js';
 import { createRequestLog } from './request-log.js';
-import { PARTIAL_FRAME_TIMEOUT_MS, RingServer, type Admission } from './ring-server.js';
+import type { Admission } from './peer-admission.js';
+import { PARTIAL_FRAME_TIMEOUT_MS, RingServer } from './ring-server.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
 const debug = createDebug('xpci:server');

@@ -10,7 +10,7 @@ import { acquireDeviceLock } from '../lifecycle/device-lock.js';
 import { checkPeer } from '../lifecycle/peer-access.js';
 import { resetDevice } from '../lifecycle/reset.js';
 import type { ExportHost } from './export-reconciler.js';
-import type { Admission } from './ring-server.js';
+import type { Admission } from './peer-admission.js';
 import type { SocketAccess } from './socket-file.js';
 
 export interface HostSettings {

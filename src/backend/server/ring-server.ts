@@ -10,6 +10,8 @@ import createDebug from 'debug';
 import { encodeErrorReply, encodeEvent } from '../../protocol/ring/codec.js';
 import { ErrorCode, MessageType } from '../../protocol/ring/messages.js';
 import { FrontendSession, type SessionContext, type SessionOutput } from './frontend-session.js';
+import { admitSocket, PeerWarnings, type Admission } from './peer-admission.js';
+
 
 const debug = createDebug('xpci:server');
 
@@ -22,12 +24,6 @@ const CLOSE_GRACE_MS = 1000;
  * loop turn that has yet to see the old stream's EOF; it waits this long before being called Busy.
  */
 const BUSY_GRACE_MS = 100;
-
-export interface Admission {
-  allowed: boolean;
-  /** refusal message for the peer, or why it was admitted (logged) */
-  reason: string;
-}
 
 export interface RingServerOptions {
   context: SessionContext;
@@ -46,15 +42,14 @@ interface ActiveFrontend {
   ending: boolean;
 }
 
-const socketFd = (socket: Socket): number | undefined =>
-  (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-
 export class RingServer {
   readonly server: Server;
   private active: ActiveFrontend | null = null;
   private closing = false;
+  private readonly peerWarnings: PeerWarnings;
 
   constructor(private readonly options: RingServerOptions) {
+    this.peerWarnings = new PeerWarnings(options.warn);
     this.server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     // Before listening, listenOnSocket reports errors to its caller.
     this.server.on('error', (error) => {
@@ -85,12 +80,9 @@ export class RingServer {
       socket.destroy();
       return;
     }
-    const fd = socketFd(socket);
-    const admission: Admission = fd === undefined
-      ? { allowed: false, reason: 'cannot read the peer credentials of this connection' }
-      : this.checkPeer(fd);
+    const admission = admitSocket(socket, this.options.admit);
     if (!admission.allowed) {
-      this.options.warn(`refused a frontend: ${admission.reason}`);
+      this.peerWarnings.note(admission.cause ?? admission.reason, `refused a frontend: ${admission.reason}`);
       refuse(socket, ErrorCode.PermissionDenied, admission.reason);
       return;
     }
@@ -107,14 +99,6 @@ export class RingServer {
     const frontend: ActiveFrontend = { socket, session: new FrontendSession(this.options.context), ending: false };
     this.active = frontend;
     this.serve(frontend);
-  }
-
-  private checkPeer(fd: number): Admission {
-    try {
-      return this.options.admit(fd);
-    } catch (error) {
-      return { allowed: false, reason: `cannot check the peer credentials: ${(error as Error).message}` };
-    }
   }
 
   private serve(frontend: ActiveFrontend): void {
@@ -138,7 +122,7 @@ export class RingServer {
       }
       const { reply, closeReason } = output;
       if (closeReason) {
-        this.options.warn(`closing a frontend stream: ${closeReason}`);
+        this.peerWarnings.note(closeReason, `closing a frontend stream: ${closeReason}`);
         endFrontend(frontend, reply);
         return;
       }
