@@ -75,6 +75,7 @@ export class BackendServer<D extends ManagedDevice> {
   private readonly ring: RingServer;
   private readonly control: ControlServer;
   private socketInode: number | null = null;
+  private listening: Promise<void> | null = null;
   private stopping: Promise<ShutdownSummary> | null = null;
   private resolveStopped!: (summary: ShutdownSummary) => void;
   /** Resolves with the summary once stop() has released everything. */
@@ -116,10 +117,18 @@ export class BackendServer<D extends ManagedDevice> {
     return outcome;
   }
 
-  async listen(): Promise<void> {
-    await this.control.listen();
-    this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
-    debug('listening on %s', this.options.socketPath);
+  /** Listen on the control and ring sockets; a stop() meanwhile waits for it, then removes both. */
+  listen(): Promise<void> {
+    this.listening = (async () => {
+      await this.control.listen();
+      this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
+      debug('listening on %s', this.options.socketPath);
+    })();
+    const listening = this.listening;
+    void listening.catch(() => undefined).finally(() => {
+      if (this.listening === listening) this.listening = null;
+    });
+    return listening;
   }
 
   get controlPath(): string {
@@ -196,6 +205,12 @@ export class BackendServer<D extends ManagedDevice> {
       ...this.describe(entry),
       denials: attempt(`denials of ${formatAddress(entry.host)}`, () => entry.device.denials(), []),
     }));
+    if (this.listening) {
+      // Stopped while the sockets are being created (a signal, a closed stdout): release the
+      // devices now, then let listen() finish so its socket files can be removed.
+      notes.push(...this.reconciler.releaseAll().notes);
+      await this.listening.catch(() => undefined);
+    }
     const closed = Promise.all([this.ring.close(reason), this.control.close()]);
     notes.push(...this.reconciler.releaseAll().notes);
     const inode = this.socketInode;

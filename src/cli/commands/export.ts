@@ -17,6 +17,7 @@ import { admitPeer, createExportHost } from '../../backend/server/export-host.js
 import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
 import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
+import { onProcessEnd, writeOutput } from '../process-endings.js';
 
 interface ExportArgs {
   devices?: string[];
@@ -99,8 +100,8 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
   };
 }
 
-const say = (line: string): void => void process.stdout.write(line + '\n');
-const warn = (message: string): void => void process.stderr.write(`xpci: ${message}\n`);
+const say = (line: string): void => writeOutput(process.stdout, line + '\n');
+const warn = (message: string): void => writeOutput(process.stderr, `xpci: ${message}\n`);
 
 function printMapping(mapping: MappingEntry[], options: BackendOptions): void {
   const flags = [options.mode, ...(options.readOnly ? ['read-only'] : [])].join(', ');
@@ -131,9 +132,8 @@ async function run(args: ExportArgs): Promise<void> {
   });
   await backend.prepare();
 
-  const onSignal = (signal: NodeJS.Signals): void => void backend.stop(`received ${signal}`);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // stop() releases every device synchronously before its first await, as the 'exit' ending needs.
+  const stopWatching = onProcessEnd((reason) => void backend.stop(reason));
   try {
     const outcome = backend.exportDevices();
     const mapping = backend.mapping();
@@ -147,12 +147,11 @@ async function run(args: ExportArgs): Promise<void> {
     // A signal while exporting: shut down without ever listening.
     if (!backend.isStopping) {
       await listenOrStop(backend, options.socketPath);
-      announceReady(options, mapping, outcome.refused, backend.controlPath);
+      if (!backend.isStopping) announceReady(options, mapping, outcome.refused, backend.controlPath);
     }
     printSummary(await backend.stopped, options.json);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopWatching();
   }
 }
 
