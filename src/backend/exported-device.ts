@@ -6,11 +6,12 @@
  * Error messages go to the frontend, so they name offsets and registers, never host addresses.
  */
 import createDebug from 'debug';
-import { native, isNativeError, type RegisterFile } from '../native/binding.js';
+import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS1, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
 import type { PciDeviceInfo } from '../pci/device-info.js';
-import { configPath } from '../host/sysfs/paths.js';
+import type { HostDevice, HostDeviceMethod } from '../host/device-access.js';
+import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
 import { ErrorCode, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
 import { BarAccess, type BarTarget } from './bar-access.js';
 import { BarEmulation } from './bar-emulation.js';
@@ -33,6 +34,8 @@ export interface ExportOptions {
   readOnly: boolean;
   /** unlisted writes pass to hardware (listed read-only fields stay read-only) */
   permissive: boolean;
+  /** how the host device is opened; the sysfs back end over `sysfsRoot` by default */
+  method?: HostDeviceMethod;
 }
 
 export interface ExportedDevice {
@@ -68,9 +71,10 @@ class Device implements ExportedDevice {
     readonly info: PciDeviceInfo,
     readonly guest: PciAddress,
     private readonly options: ExportOptions,
-    private readonly file: RegisterFile,
+    private readonly host: HostDevice,
   ) {
     const where = formatAddress(guest);
+    const file = host.config;
     this.configSize = file.size();
     const snapshot = file.readBlock(0, this.configSize);
     if (snapshot.length < MIN_CONFIG_SIZE) {
@@ -89,7 +93,7 @@ class Device implements ExportedDevice {
       snapshot,
       denials: this.log,
     });
-    this.bars = new BarAccess(options.sysfsRoot, info.address, info.bars);
+    this.bars = new BarAccess(host);
   }
 
   descriptor(): DeviceDescriptor {
@@ -174,10 +178,8 @@ class Device implements ExportedDevice {
         failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
       }
     };
-    // Unmap first: the restore may turn decode off again, and nothing may touch the BARs then.
-    attempt('unmapping BARs', () => this.bars.release());
     if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
-    attempt('closing config', () => this.file.close());
+    attempt('closing the host device', () => this.host.close());
     if (failures.length > 0) {
       throw new XpciError(ErrorCode.OperationFailed, `release of ${this.info.bdf}: ${failures.join('; ')}`);
     }
@@ -244,11 +246,11 @@ export function openExportedDevice(options: ExportOptions): ExportedDevice {
   if (info.headerLayout !== 0 && info.headerLayout !== 1) {
     throw new XpciError(ErrorCode.NotImplemented, `${info.bdf}: header type ${info.headerLayout} (CardBus) cannot be exported`);
   }
-  const file = native().openRegisterFile(configPath(sysfsRoot, info.address), !readOnly);
+  const host = (options.method ?? sysfsMethod(sysfsRoot)).open(info, { writable: !readOnly });
   try {
-    return new Device(info, options.guest, options, file);
+    return new Device(info, options.guest, options, host);
   } catch (error) {
-    file.close();
+    host.close();
     throw error;
   }
 }

@@ -1,16 +1,32 @@
 #!/usr/bin/env node
 /**
  * xpci command line. Each command lives in src/cli/commands/<name>.ts and exports a yargs
- * CommandModule; this file only wires them together and owns the exit-status convention.
+ * CommandModule; this file only wires them together and owns the exit-status convention and the
+ * option rules (src/cli/option-rules.ts).
  */
-import yargs from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError, exitCodeFor, UsageError } from './errors.js';
 import { loadCommands } from './commands/index.js';
+import { lastOccurrenceWins, optionTable, unknownOptions, type OptionTable } from './option-rules.js';
 
 export async function main(argv: string[]): Promise<number> {
   let usageFailure: string | undefined;
-  const commands = await loadCommands(argv);
+  // The options of the command being parsed, captured when yargs runs its builder.
+  let commandOptions: OptionTable | undefined;
+  const capture = (command: CommandModule<any, any>): CommandModule<any, any> => {
+    const builder = command.builder;
+    if (typeof builder !== 'function') return command;
+    return {
+      ...command,
+      builder: (y: Argv<any>) => {
+        const built = (builder(y) ?? y) as Argv<any>;
+        commandOptions = optionTable(built);
+        return built;
+      },
+    };
+  };
+  const commands = (await loadCommands(argv)).map(capture);
   const parser = yargs(argv)
     .scriptName('xpci')
     .usage('xpci <command> [options]\n\nUserspace PCI backend/frontend: export host PCI devices over a Unix-socket request ring.')
@@ -21,13 +37,19 @@ export async function main(argv: string[]): Promise<number> {
     .help()
     .alias('h', 'help')
     .version()
+    .middleware((args) => void lastOccurrenceWins(args, commandOptions ?? optionTable(parser)), true)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .epilogue('Exit status: 0 success, 1 runtime failure (device absent, sysfs missing, permission), 2 bad usage.\nSee docs/ for the protocol, architecture and security model.')
     .exitProcess(false)
     .fail((message, error) => {
       // yargs reports its own parse problems (e.g. an option missing its value) as a YError.
       if (error && error.name !== 'YError') throw error;
-      usageFailure = message ?? error?.message;
+      // An unknown option explains the rest (it may have taken a positional as its value).
+      const unknown = unknownOptions(argv, commandOptions ?? optionTable(parser));
+      const command = argv.find((word) => !word.startsWith('-'));
+      usageFailure = unknown.length > 0
+        ? `unknown option ${unknown.join(', ')}${commandOptions && command ? ` for 'xpci ${command}' (see xpci ${command} --help)` : ' (see xpci --help)'}`
+        : message ?? error?.message;
       throw new UsageError(usageFailure ?? 'bad usage');
     });
   try {

@@ -235,6 +235,8 @@ export class MiniBackend {
         else bar.data.writeUIntLE(Number(request.value % 2n ** BigInt(8 * request.size)), offset, request.size);
         return encodeEmptyReply(MessageType.BarWrite, request.id);
       }
+      default:
+        throw new XpciError(ErrorCode.NotImplemented, `the mini backend does not serve ${MessageType[request.type]}`);
     }
   }
 

@@ -1,7 +1,7 @@
 /**
- * BarAccess on a fixture tree: only existing BARs, only inside them, only the widths their type
- * supports; exact-width accesses land in (and come from) the resourceN files; files are opened on
- * first use and released.
+ * BarAccess over the sysfs back end on a fixture tree: only existing BARs, only inside them, only
+ * the widths their type supports; exact-width accesses land in (and come from) the resourceN files;
+ * files are opened on first use and released when the host device closes.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,8 @@ import { parseAddress } from '../../src/pci/address.js';
 import { readDevice } from '../../src/host/sysfs/discovery.js';
 import { ErrorCode, XpciError } from '../../src/protocol/ring/messages.js';
 import { BarAccess } from '../../src/backend/bar-access.js';
+import type { HostDevice } from '../../src/host/device-access.js';
+import { sysfsMethod } from '../../src/host/sysfs/sysfs-device.js';
 import { buildConfigImage, createFixtureTree, type FixtureBar, type FixtureTree } from '../support/fixture-sysfs.js';
 
 const DEVICE = '0000:00:10.0';
@@ -33,6 +35,7 @@ const rejects = (code: ErrorCode) => (error: unknown): boolean => error instance
 
 describe('BarAccess', () => {
   let tree: FixtureTree;
+  let host: HostDevice;
   let access: BarAccess;
   const resource = (index: number): string => join(tree.deviceDir(DEVICE), `resource${index}`);
   const fileRead = (index: number, offset: number, length: number): Buffer => {
@@ -53,10 +56,11 @@ describe('BarAccess', () => {
   before(() => {
     tree = createFixtureTree([{ address: DEVICE, config: buildConfigImage({ vendor: 0x1b36, device: 0x0005, classCode: 0x00ff00, bars: BARS }), bars: BARS }]);
     const info = readDevice(tree.root, parseAddress(DEVICE));
-    access = new BarAccess(tree.root, info.address, info.bars);
+    host = sysfsMethod(tree.root).open(info, { writable: true });
+    access = new BarAccess(host);
   });
   after(() => {
-    access.release();
+    host.close();
     tree.cleanup();
   });
 
@@ -101,12 +105,31 @@ describe('BarAccess', () => {
     assert.equal(access.read(access.validate(2, 0xdn, 1)), 0xfan);
   });
 
-  test('files are opened on first use and released', () => {
+  test('a memory BAR hands out a mappable fd; I/O BARs none', () => {
+    const mappable = host.bar(3).mappable();
+    assert.ok(mappable !== null);
+    assert.match(readlinkSync(`/proc/self/fd/${mappable.fd}`), /0000:00:10\.0\/resource3$/);
+    assert.deepEqual({ offset: mappable.offset, size: mappable.size }, { offset: 0n, size: 0x4000 });
+    assert.equal(host.bar(2).mappable(), null);
+    assert.throws(() => host.bar(1), /BAR 1 does not exist/);
+  });
+
+  test('files are opened on first use and released when the host device closes', () => {
     assert.deepEqual(heldBars(), [0, 2, 3], 'the BARs used above');
-    access.release();
+    host.close();
     assert.deepEqual(heldBars(), []);
-    access.release();
-    assert.equal(access.read(access.validate(0, 0x10n, 4)), 0xa1b2c3d4n, 'usable again: maps anew');
-    assert.deepEqual(heldBars(), [0]);
+    assert.throws(() => host.config.read(0, 4), { code: 'EBADF' });
+    host.close();
+  });
+
+  test('a device opened read-only reaches no BAR', () => {
+    const readOnly = sysfsMethod(tree.root).open(readDevice(tree.root, parseAddress(DEVICE)), { writable: false });
+    try {
+      assert.throws(() => readOnly.bar(0), /opened read-only/);
+      assert.throws(() => readOnly.config.write(0x3c, 1, 5), { code: 'EBADF' });
+      assert.deepEqual(heldBars(), []);
+    } finally {
+      readOnly.close();
+    }
   });
 });

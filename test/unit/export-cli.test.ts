@@ -156,6 +156,18 @@ describe('xpci export (process)', () => {
     assert.equal(existsSync(w.socket), false);
   });
 
+  test('--strict: one device that cannot be exported fails the whole export (exit 1), every device released', async (t) => {
+    const w = workspace(t);
+    const run = runCli(['export', ...w.common, '--strict', '--no-reset-on-export', '00:05.0', '00:1c.0']);
+    assert.equal(await run.exit, 1);
+    const lines = run.stderr().trimEnd().split('\n');
+    assert.equal(lines.length, 1, run.stderr());
+    assert.match(lines[0], /^xpci: --strict: 0000:00:1c\.0 is a bridge .*; nothing is exported$/);
+    assert.ok(!run.stdout.some((l) => l.startsWith('ready')), 'never listened');
+    assert.equal(existsSync(w.socket), false);
+    assert.deepEqual(readdirSync(join(w.dir, 'state', 'locks')).filter((f) => f.endsWith('.lock')), [], 'the exported device was released');
+  });
+
   test('bad usage exits 2 with one line', async (t) => {
     const w = workspace(t);
     for (const args of [['export', ...w.common], ['export', ...w.common, 'zz:1'], ['export', ...w.common, '--mode', 'bus', '00:05.0'], ['export', ...w.common, '00:05.0:loose'], ['export', ...w.common, '--allow-uid', 'alice', '00:05.0']]) {

@@ -145,7 +145,7 @@ describe('xpci list on fixture trees', () => {
       [['list', '-s', '0000:06:01.0.1'], 2, /^xpci: -s '0000:06:01.0.1': invalid slot\/function/],
       [['list', '-s', '06:20.0'], 2, /invalid slot number '20'/],
       [['list', '-d', '8086'], 2, /^xpci: -d '8086': at least two fields/],
-      [['list', '--bogus'], 2, /^xpci: Unknown argument: bogus/],
+      [['list', '--bogus'], 2, /^xpci: unknown option --bogus for 'xpci list' \(see xpci list --help\)/],
       [['list', 'extra'], 2, /^xpci: Unknown argument: extra/],
       [['list', '-s', '06:01.7'], 1, /^xpci: no PCI device matches -s '06:01.7' under .*bus\/pci\/devices/],
       [['list', '--sysfs-root', join(tree.root, 'missing')], 1, /^xpci: no PCI devices directory under sysfs root '.*missing'/],

@@ -144,14 +144,16 @@ describe('malformed requests', () => {
   });
 
   test('unknown types are NotImplemented, including the event types sent as requests', () => {
-    for (const type of [0, 8, 0x1f, MessageType.DeviceAdded, MessageType.DeviceRemoved, MessageType.Shutdown, 0xffff]) {
+    for (const type of [0, 14, 0x1f, MessageType.DeviceAdded, MessageType.DeviceRemoved, MessageType.Shutdown,
+      MessageType.Interrupt, MessageType.DeviceReset, 0xffff]) {
       assertXpci(() => decodeRequest(rawFrame(type, [])), ErrorCode.NotImplemented, new RegExp(`unknown request type ${type}`));
     }
   });
 
   const fixed: [MessageType, number][] = [
     [MessageType.ConfigRead, 8], [MessageType.ConfigWrite, 12], [MessageType.BarRead, 16],
-    [MessageType.BarWrite, 24], [MessageType.ListDevices, 0],
+    [MessageType.BarWrite, 24], [MessageType.ListDevices, 0], [MessageType.InterruptUnmask, 8], [MessageType.DmaMap, 24],
+    [MessageType.DmaUnmap, 16], [MessageType.DmaRead, 24], [MessageType.ResetDevice, 4],
   ];
   for (const [type, length] of fixed) {
     test(`${MessageType[type]}: every payload length but ${length} is Malformed`, () => {

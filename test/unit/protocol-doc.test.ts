@@ -18,6 +18,13 @@ import {
   encodeErrorReply,
   encodeRequest,
 } from '../../src/protocol/ring/codec.js';
+import {
+  MAX_DMA_TRANSFER,
+  decodeDeviceOpRequest,
+  encodeDeviceResetEvent,
+  encodeDmaMapReply,
+  encodeInterruptEvent,
+} from '../../src/protocol/ring/device-ops-codec.js';
 import * as messages from '../../src/protocol/ring/messages.js';
 import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
@@ -94,6 +101,7 @@ describe('docs/protocol.md tables agree with src/protocol/ring/messages.ts', () 
       MAGIC: messages.MAGIC, HEADER_SIZE: messages.HEADER_SIZE, MAX_FRAME: messages.MAX_FRAME,
       PROTOCOL_VERSION: messages.PROTOCOL_VERSION, MIN_RING_DEPTH: messages.MIN_RING_DEPTH,
       DEFAULT_RING_DEPTH: messages.DEFAULT_RING_DEPTH, MAX_RING_DEPTH: messages.MAX_RING_DEPTH, MAX_ERROR_MESSAGE,
+      DMA_PAGE_SIZE: messages.DMA_PAGE_SIZE, MAX_DMA_TRANSFER,
     };
     assert.deepEqual(Object.fromEntries(documented), code);
     assert.ok(messages.SUPPORTED_VERSIONS.includes(messages.PROTOCOL_VERSION));
@@ -141,6 +149,8 @@ describe('docs/protocol.md tables agree with src/protocol/ring/messages.ts', () 
     assert.equal(limits.get('error message'), `${MAX_ERROR_MESSAGE} UTF-8 bytes`);
     assert.equal(limits.get('garbage without a well-formed request'), `${MAX_GARBAGE} bytes (1 MiB)`);
     assert.equal(limits.get('idle partial frame'), `${PARTIAL_FRAME_TIMEOUT_MS / 1000} s`);
+    assert.match(limits.get('`DmaRead`/`DmaWrite` length') ?? '', new RegExp(`^1\\.\\.${MAX_DMA_TRANSFER} bytes`));
+    assert.equal(MAX_DMA_TRANSFER + HEADER_SIZE + 24, MAX_FRAME, 'a DmaWrite of MAX_DMA_TRANSFER bytes is one MAX_FRAME frame');
   });
 });
 
@@ -187,6 +197,15 @@ describe('docs/protocol.md payload layouts match the encoder byte for byte', () 
       { address: packed, bar: 4, size: 8, reserved: 0, offset: 0x0102_0304_0506_0708n }],
     ['4.4 `BarWrite`', { type: MessageType.BarWrite, id: 1, address, bar: 5, size: 4, offset: 0xfff0n, value: 0xf0e0_d0c0_b0a0_9080n },
       { address: packed, bar: 5, size: 4, reserved: 0, offset: 0xfff0n, value: 0xf0e0_d0c0_b0a0_9080n }],
+    ['4.8 `InterruptUnmask`', { type: MessageType.InterruptUnmask, id: 1, address, kind: 'intx', vector: 0 },
+      { address: packed, kind: 0, reserved: 0, vector: 0 }],
+    ['4.9 `DmaMap`', { type: MessageType.DmaMap, id: 1, address, size: 0x3000n, iova: 0x1234_5000n },
+      { address: packed, flags: messages.DMA_MAP_FIXED_IOVA, size: 0x3000n, iova: 0x1234_5000n }],
+    ['4.10 `DmaUnmap`', { type: MessageType.DmaUnmap, id: 1, address, iova: 0xfedc_b000n },
+      { address: packed, reserved: 0, iova: 0xfedc_b000n }],
+    ['4.11 `DmaRead`', { type: MessageType.DmaRead, id: 1, address, iova: 0x10_0000n, offset: 0x123n, length: 77 },
+      { address: packed, length: 77, iova: 0x10_0000n, offset: 0x123n }],
+    ['4.12 `ResetDevice`', { type: MessageType.ResetDevice, id: 1, address }, { address: packed }],
   ];
   for (const [heading, request, fields] of requests) {
     test(`§${heading} request layout`, () => {
@@ -204,6 +223,36 @@ describe('docs/protocol.md payload layouts match the encoder byte for byte', () 
     checkLayout(configReply, encodeConfigReadReply(1, 0x10411af4).subarray(HEADER_SIZE), { value: 0x10411af4 }, 'ConfigRead reply');
     const [, barReply] = layoutTables('4.3 `BarRead`');
     checkLayout(barReply, encodeBarReadReply(1, 0xfedc_ba98_7654_3210n).subarray(HEADER_SIZE), { value: 0xfedc_ba98_7654_3210n }, 'BarRead reply');
+  });
+
+  test('§4.11 DmaWrite: the DmaRead fields, then the data bytes', () => {
+    const [layout] = layoutTables('4.11 `DmaRead`');
+    const data = Buffer.from('window bytes');
+    const bytes = encodeRequest({ type: MessageType.DmaWrite, id: 1, address, iova: 0x20_0000n, offset: 8n, data });
+    checkLayout(layout, bytes.subarray(HEADER_SIZE, HEADER_SIZE + 24), { address: packed, length: data.length, iova: 0x20_0000n, offset: 8n }, 'DmaWrite');
+    assert.ok(bytes.subarray(HEADER_SIZE + 24).equals(data));
+    assert.deepEqual(decodeDeviceOpRequest({ type: MessageType.DmaWrite, flags: 0, id: 1, payload: bytes.subarray(HEADER_SIZE) }),
+      { type: MessageType.DmaWrite, id: 1, address, iova: 0x20_0000n, offset: 8n, data });
+  });
+
+  test('§4.9 DmaMap without an IOVA: flag bit 0 clear, iova 0', () => {
+    const [layout] = layoutTables('4.9 `DmaMap`');
+    const bytes = encodeRequest({ type: MessageType.DmaMap, id: 1, address, size: 0x1000n });
+    checkLayout(layout, bytes.subarray(HEADER_SIZE), { address: packed, flags: 0, size: 0x1000n, iova: 0 }, 'DmaMap');
+    const [, reply] = layoutTables('4.9 `DmaMap`');
+    checkLayout(reply, encodeDmaMapReply(1, 0x4000_0000n).subarray(HEADER_SIZE), { iova: 0x4000_0000n }, 'DmaMap reply');
+  });
+
+  test('§11 Interrupt and DeviceReset event layouts', () => {
+    const [layout] = layoutTables('11. Events');
+    const bytes = encodeInterruptEvent(address, { kind: 'msix', vector: 2, count: 3 });
+    checkLayout(layout, bytes.subarray(HEADER_SIZE), { address: packed, kind: 2, reserved: 0, vector: 2, count: 3 }, 'Interrupt event');
+    assert.equal(bytes.readUInt16LE(10), FrameFlags.Event);
+    const events = table((x) => x.heading.startsWith('11. Events') && x.columns[0] === 'event', 'events');
+    assert.match(events.rows.find((r) => r[0].startsWith('`Interrupt`'))?.[1] ?? '', new RegExp(`^${bytes.length - HEADER_SIZE} bytes`));
+    const reset = encodeDeviceResetEvent(address);
+    assert.equal(reset.readUInt32LE(HEADER_SIZE), packed);
+    assert.equal(reset.length, HEADER_SIZE + 4);
   });
 
   test('§8 error payload layout', () => {

@@ -8,7 +8,7 @@
  * widest natural alignment, with write-1-to-clear bits zero unless a clear was granted: a
  * read-modify-write must never clear a host error bit by writing back the 1 it read.
  */
-import type { RegisterFile } from '../../native/binding.js';
+import type { ConfigAccess } from '../../host/device-access.js';
 import { PCI_COMMAND } from '../../pci/config-header.js';
 import { ErrorCode, XpciError } from '../../protocol/ring/messages.js';
 import type { BarEmulation } from '../bar-emulation.js';
@@ -18,7 +18,7 @@ import { registerName } from './layout.js';
 import { UNLISTED_RULE } from './rules.js';
 
 export interface ConfigSpaceOptions {
-  file: RegisterFile;
+  file: ConfigAccess;
   layout: ConfigLayout;
   bars: BarEmulation;
   permissive: boolean;
@@ -51,7 +51,7 @@ function alignedPieces(start: number, end: number): { offset: number; width: 1 |
 const byteOf = (value: number, index: number): number => (value >>> (8 * index)) & 0xff;
 
 export class VirtualConfigSpace {
-  private readonly file: RegisterFile;
+  private readonly file: ConfigAccess;
   private readonly layout: ConfigLayout;
   private readonly bars: BarEmulation;
   private readonly denials: DenialLog;

@@ -154,29 +154,50 @@ export class BackendServer<D extends ManagedDevice> {
   /** Hot-plug: add `address` to the desired set and reconcile; the frontend gets DeviceAdded. */
   attach(address: PciAddress, permissive = this.options.permissive): ControlReply {
     if (this.stopping) return { ok: false, error: 'the backend is shutting down' };
-    const existing = this.reconciler.table.byHostAddress(address);
-    if (existing) return { ok: true, guest: formatAddress(existing.guest) };
+    // Attaching what is already served is a no-op, whichever address names it; a host device wins
+    // over a frontend address that happens to be the same.
+    const existing = this.reconciler.table.byHostAddress(address)
+      ?? (this.hostHas(address) ? undefined : this.reconciler.table.byGuestAddress(address));
+    if (existing) return this.served(existing);
     this.reconciler.want({ address, permissive });
     const outcome = this.applyChange();
     const refusal = outcome.refused.find((r: Refusal) => r.bdf === formatAddress(address));
     if (refusal) return { ok: false, error: refusal.reason };
     const entry = this.reconciler.table.byHostAddress(address);
-    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: false, error: `${formatAddress(address)} was not exported` };
+    return entry ? this.served(entry) : { ok: false, error: `${formatAddress(address)} was not exported` };
   }
 
-  /** Hot-unplug: drop `address` from the desired set and reconcile; the frontend gets DeviceRemoved. */
+  /** Hot-unplug: drop the device (host or frontend address) from the desired set; the frontend gets DeviceRemoved. */
   detach(address: PciAddress): ControlReply {
-    const entry = this.reconciler.table.byHostAddress(address);
-    if (!this.reconciler.unwant(address) && !entry) {
-      return { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+    const entry = this.exportedAt(address);
+    if (!this.reconciler.unwant(entry?.host ?? address) && !entry) {
+      return { ok: false, error: `${formatAddress(address)} is not exported by this backend (neither a host nor a frontend address of its devices)` };
     }
     this.applyChange();
-    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: true };
+    return entry ? this.served(entry) : { ok: true, host: formatAddress(address) };
   }
 
   status(address: PciAddress): ControlReply {
-    const entry = this.reconciler.table.byHostAddress(address);
-    return entry ? { ok: true, guest: formatAddress(entry.guest) } : { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+    const entry = this.exportedAt(address);
+    return entry ? this.served(entry) : { ok: false, error: `${formatAddress(address)} is not exported by this backend` };
+  }
+
+  /** The served device with this host address, else the one with this frontend address. */
+  private exportedAt(address: PciAddress): TableEntry<D> | undefined {
+    return this.reconciler.table.byHostAddress(address) ?? this.reconciler.table.byGuestAddress(address);
+  }
+
+  private served(entry: TableEntry<D>): ControlReply {
+    return { ok: true, host: formatAddress(entry.host), guest: formatAddress(entry.guest) };
+  }
+
+  private hostHas(address: PciAddress): boolean {
+    try {
+      this.hooks.host.readDevice(address);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   get isStopping(): boolean {

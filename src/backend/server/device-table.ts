@@ -87,6 +87,10 @@ export class DeviceTable<T> {
     return this.byHost.get(packAddress(host));
   }
 
+  byGuestAddress(guest: PciAddress): TableEntry<T> | undefined {
+    return this.byGuest.get(packAddress(guest));
+  }
+
   /** The request path: one Map lookup by the wire form of the frontend's address. */
   lookup(packedGuest: number): T | undefined {
     return this.byGuest.get(packedGuest)?.device;

@@ -8,6 +8,7 @@
  */
 import { formatAddress, packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { encodeBarReadReply, encodeEmptyReply } from '../../protocol/ring/codec.js';
+import type { DeviceOpRequest } from '../../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/ring/messages.js';
 import type { DeviceTable } from './device-table.js';
 import type { ReplyBatch } from './reply-batch.js';
@@ -20,6 +21,8 @@ export interface DeviceEndpoint {
   configWrite(offset: number, size: number, value: number): void;
   barRead(bar: number, offset: bigint, size: number): bigint;
   barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
+  /** Interrupts, DMA windows and reset: the reply frame. Absent: the device offers none of them. */
+  serveDeviceOp?(request: DeviceOpRequest): Buffer;
 }
 
 export type DeviceRequest = Extract<Request, { address: unknown }>;
@@ -78,5 +81,11 @@ export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<
       log?.done(request);
       replies.append(encodeEmptyReply(MessageType.BarWrite, request.id));
       return;
+    default: {
+      if (!device.serveDeviceOp) throw new XpciError(ErrorCode.NotImplemented, `${formatAddress(request.address)} offers no interrupts, DMA or reset`);
+      const reply = device.serveDeviceOp(request);
+      log?.done(request);
+      replies.append(reply);
+    }
   }
 }

@@ -34,6 +34,7 @@ interface ExportArgs {
   'reset-on-export'?: boolean;
   'reset-on-release'?: boolean;
   'exit-on-disconnect'?: boolean;
+  strict?: boolean;
   config?: string;
 }
 
@@ -137,10 +138,12 @@ async function run(args: ExportArgs): Promise<void> {
   try {
     const outcome = backend.exportDevices();
     const mapping = backend.mapping();
-    if (mapping.length === 0) {
-      await backend.stop('nothing to export');
+    // --strict (for CI): a partial export must not pass; every device is released again first.
+    if (mapping.length === 0 || (args.strict && outcome.refused.length > 0)) {
+      await backend.stop(mapping.length === 0 ? 'nothing to export' : 'a device could not be exported (--strict)');
       // One line; a reason shared by every device (a bad --sysfs-root) is said once.
-      throw new RuntimeError([...new Set(outcome.refused.map((r: Refusal) => r.reason))].join('; '));
+      const reasons = [...new Set(outcome.refused.map((r: Refusal) => r.reason))].join('; ');
+      throw new RuntimeError(mapping.length === 0 ? reasons : `--strict: ${reasons}; nothing is exported`);
     }
     for (const refusal of outcome.refused) warn(`${refusal.reason} (the other devices are exported)`);
     if (!options.json) printMapping(mapping, options);
@@ -208,6 +211,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('reset-on-export', { type: 'boolean', describe: 'reset each device through its sysfs reset file before handing it out (default on; --no-reset-on-export)' })
       .option('reset-on-release', { type: 'boolean', describe: 'reset each device through its sysfs reset file after taking it back (default on; --no-reset-on-release)' })
       .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down (releasing every device) when the frontend disconnects' })
+      .option('strict', { type: 'boolean', describe: 'fail the whole export (exit 1, every device released) when any device cannot be exported, instead of serving the others; for CI' })
       .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
       .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')
       .example('xpci export 06:01.0 06:01.1', 'a slot on pci-stub (xpci assignable-add first)')
@@ -253,13 +257,13 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         "  The mapping table (host BDF -> frontend BDF), then 'ready: listening on PATH (control: PATH.ctl)'; "
           + "at shutdown 'shutdown (REASON): released N devices', followed by '; denied accesses: BDF COUNT, ...' "
           + 'when the policy refused requests. A device that cannot be exported is reported on stderr and the '
-          + 'others are served.',
+          + 'others are served (with --strict, the export fails instead).',
         '  --json: one line {"socket","mode","devices":[{"host","guest"}]} (and "refused":[{"bdf","reason"}] '
           + 'when some were) once listening and, at shutdown, one line {"shutdown": reason, "devices": '
           + '[{"host","guest","permissive","denials":[...]}]}.',
         '',
         'Exit status: 0 after a clean shutdown (SIGINT/SIGTERM, or the frontend left with --exit-on-disconnect); '
-          + '1 no device could be exported, the socket is in use or cannot be created, or the config file is '
+          + '1 no device could be exported (with --strict: some device could not), the socket is in use or cannot be created, or the config file is '
           + 'unreadable or invalid; 2 bad usage: a bad BDF, --mode or id, an unknown option, or no device named.',
       ].join('\n')),
   handler: (args) => run(args),

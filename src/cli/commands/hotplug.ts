@@ -31,9 +31,10 @@ function connectionError(path: string, error: NodeJS.ErrnoException): RuntimeErr
 }
 
 /** Send one request and wait for its reply line. */
-export function sendControlRequest(path: string, request: ControlRequest, timeoutMs = REPLY_TIMEOUT_MS): Promise<ControlReply> {
+export function sendControlRequest(path: string, request: ControlRequest, timeoutMs = REPLY_TIMEOUT_MS, log?: (line: string) => void): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
+    const line = encodeControlRequest(request);
     const reader = new ControlLineReader();
     let settled = false;
     const finish = (outcome: () => void): void => {
@@ -43,12 +44,16 @@ export function sendControlRequest(path: string, request: ControlRequest, timeou
       outcome();
     };
     socket.setTimeout(timeoutMs, () => finish(() => reject(new RuntimeError(`no reply from the backend on ${path} within ${timeoutMs / 1000} s`))));
-    socket.once('connect', () => socket.write(encodeControlRequest(request)));
+    socket.once('connect', () => {
+      log?.(`-> ${line.trimEnd()}`);
+      socket.write(line);
+    });
     socket.on('data', (chunk: Buffer) => {
       try {
-        const [line] = reader.push(chunk);
-        if (line !== undefined) {
-          const reply = parseControlReply(line);
+        const [answer] = reader.push(chunk);
+        if (answer !== undefined) {
+          log?.(`<- ${answer}`);
+          const reply = parseControlReply(answer);
           finish(() => resolve(reply));
         }
       } catch (error) {
@@ -66,14 +71,16 @@ interface HotplugArgs {
   control?: string;
   permissive?: boolean;
   json: boolean;
+  'verbose-request': boolean;
 }
 
 function options<T>(yargs: Argv<T>) {
   return yargs
-    .positional('bdf', { type: 'string', demandOption: true, describe: 'host PCI function [DDDD:]BB:DD.F (hex), as given to xpci export; not its frontend address' })
+    .positional('bdf', { type: 'string', demandOption: true, describe: 'PCI function [DDDD:]BB:DD.F (hex): its host address, as given to xpci export, or (for a device the export serves) its frontend address' })
     .option('socket', { type: 'string', describe: "ring socket of the running export (its --socket); the control socket is this path + '.ctl' (default $XPCI_SOCKET, else /run/xpci/xpci.sock)" })
     .option('control', { type: 'string', describe: 'control socket path, used as given instead of <ring socket>.ctl' })
-    .option('json', { type: 'boolean', default: false, describe: "print the backend's reply as one JSON object instead of text" });
+    .option('json', { type: 'boolean', default: false, describe: "print the backend's reply as one JSON object instead of text" })
+    .option('verbose-request', { type: 'boolean', default: false, describe: "log the control request and the backend's reply on stderr, one 'xpci:control' line each" });
 }
 
 /** What attach and detach share in their help: who may run them, and the exit statuses. */
@@ -87,12 +94,14 @@ async function run(op: 'attach' | 'detach', args: HotplugArgs): Promise<void> {
   const device = formatAddress(parseAddress(String(args.bdf)));
   const path = args.control ?? controlSocketPath(resolveSocketPath(args.socket));
   const request: ControlRequest = op === 'attach' && args.permissive !== undefined ? { op, device, permissive: args.permissive } : { op, device };
-  const reply = await sendControlRequest(path, request);
+  const log = args['verbose-request'] ? (line: string) => process.stderr.write(`xpci:control ${line}\n`) : undefined;
+  const reply = await sendControlRequest(path, request, REPLY_TIMEOUT_MS, log);
   if (args.json) process.stdout.write(JSON.stringify(reply) + '\n');
   if (!reply.ok) throw new RuntimeError(`${op} ${device}: ${reply.error}`);
   if (!args.json) {
+    // The backend says which device it acted on: `device` may have been a frontend address.
     const at = reply.guest !== undefined ? ` (frontend address ${reply.guest})` : '';
-    process.stdout.write(`${device}: ${op === 'attach' ? 'attached' : 'detached'}${at}\n`);
+    process.stdout.write(`${reply.host ?? device}: ${op === 'attach' ? 'attached' : 'detached'}${at}\n`);
   }
 }
 

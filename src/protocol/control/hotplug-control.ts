@@ -2,12 +2,13 @@
  * The hot-plug control channel: a second Unix socket beside the ring socket (`<ring>.ctl`, mode
  * 0600, root only) carrying newline-delimited JSON, one request per line, one reply line each:
  *
- *   {"op":"attach","device":"0000:06:01.0","permissive":false}  ->  {"ok":true,"guest":"0000:00:01.0"}
- *   {"op":"detach","device":"06:01.0"}                           ->  {"ok":true,"guest":"0000:00:01.0"}
+ *   {"op":"attach","device":"0000:06:01.0","permissive":false}  ->  {"ok":true,"host":"0000:06:01.0","guest":"0000:00:01.0"}
+ *   {"op":"detach","device":"00:01.0"}                           ->  {"ok":true,"host":"0000:06:01.0","guest":"0000:00:01.0"}
  *   {"op":"status","device":"06:01.0"}                           ->  {"ok":false,"error":"... not exported ..."}
  *
  * attach/detach change the backend's desired device set; the backend reconciles and announces the
- * change to the frontend with DeviceAdded/DeviceRemoved. Both are idempotent. Parsing is strict
+ * change to the frontend with DeviceAdded/DeviceRemoved. Both are idempotent. `device` is a host
+ * address, or the frontend address of a device the backend serves; the reply names both. Parsing is strict
  * and bounded: a malformed line gets {"ok":false,"error":...} and the connection stays usable.
  */
 import { StringDecoder } from 'node:string_decoder';
@@ -26,6 +27,8 @@ export interface ControlRequest {
 
 export interface ControlReply {
   ok: boolean;
+  /** the host address of the device acted on (the request may have named its frontend address) */
+  host?: string;
   /** the device's frontend address, when it is (or was, for detach) exported */
   guest?: string;
   error?: string;
@@ -85,6 +88,7 @@ export function parseControlRequest(line: string): ControlRequest {
 
 export function encodeControlReply(reply: ControlReply): string {
   const clean: ControlReply = { ok: reply.ok };
+  if (reply.host !== undefined) clean.host = reply.host;
   if (reply.guest !== undefined) clean.guest = reply.guest;
   if (reply.error !== undefined) clean.error = reply.error.split('\n')[0];
   return JSON.stringify(clean) + '\n';
@@ -93,11 +97,14 @@ export function encodeControlReply(reply: ControlReply): string {
 export function parseControlReply(line: string): ControlReply {
   const value = parseJsonObject(line, 'reply');
   if (typeof value.ok !== 'boolean') throw new ControlProtocolError('malformed reply: ok must be true or false');
-  if (value.guest !== undefined && typeof value.guest !== 'string') throw new ControlProtocolError('malformed reply: guest must be a string');
+  for (const key of ['host', 'guest'] as const) {
+    if (value[key] !== undefined && typeof value[key] !== 'string') throw new ControlProtocolError(`malformed reply: ${key} must be a string`);
+  }
   if (value.error !== undefined && typeof value.error !== 'string') throw new ControlProtocolError('malformed reply: error must be a string');
   if (!value.ok && value.error === undefined) throw new ControlProtocolError('malformed reply: a failure must carry an error');
   return {
     ok: value.ok,
+    ...(value.host === undefined ? {} : { host: value.host as string }),
     ...(value.guest === undefined ? {} : { guest: value.guest as string }),
     ...(value.error === undefined ? {} : { error: value.error as string }),
   };

@@ -4,6 +4,7 @@
  */
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
+import { decodeDeviceOpRequest, encodeDeviceOpRequest } from './device-ops-codec.js';
 import { encodeFrame, writeHeader, type Frame } from './frame.js';
 import {
   ErrorCode,
@@ -92,6 +93,8 @@ export function encodeRequest(request: Request): Buffer {
       return encodeFrame(request.type, FrameFlags.None, request.id);
     case MessageType.Ping:
       return encodeFrame(request.type, FrameFlags.None, request.id, request.payload);
+    default:
+      return encodeDeviceOpRequest(request);
   }
 }
 
@@ -162,8 +165,11 @@ export function decodeRequest(frame: Frame): Request {
       return { type: MessageType.ListDevices, id };
     case MessageType.Ping:
       return { type: MessageType.Ping, id, payload: Buffer.from(payload) };
-    default:
-      throw new XpciError(ErrorCode.NotImplemented, `unknown request type ${frame.type}`);
+    default: {
+      const request = decodeDeviceOpRequest(frame);
+      if (request === undefined) throw new XpciError(ErrorCode.NotImplemented, `unknown request type ${frame.type}`);
+      return request;
+    }
   }
 }
 
@@ -254,6 +260,7 @@ function truncateUtf8(text: Buffer, limit: number): Buffer {
   return text.subarray(0, end);
 }
 
+/** The JSON events (DeviceAdded, Shutdown) and DeviceRemoved; device-ops-codec.ts encodes the rest. */
 export function encodeEvent(type: MessageType, body: unknown): Buffer {
   const payload = type === MessageType.DeviceRemoved ? packedAddressPayload(body as PciAddress) : Buffer.from(JSON.stringify(body), 'utf8');
   return encodeFrame(type, FrameFlags.Event, 0, payload);

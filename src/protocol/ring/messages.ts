@@ -37,13 +37,38 @@ export enum MessageType {
   ListDevices = 6,
   /** F→B: any payload up to MAX_FRAME-HEADER_SIZE; reply echoes it. Liveness and benchmarks. */
   Ping = 7,
+  /** F→B: payload {u32 address, u8 kind, u8 0, u16 vector}. Reply: empty. Unmasks an auto-masked INTx. */
+  InterruptUnmask = 8,
+  /** F→B: payload {u32 address, u32 flags, u64 size, u64 iova}. Reply: {u64 iova}. */
+  DmaMap = 9,
+  /** F→B: payload {u32 address, u32 0, u64 iova}. Reply: empty. */
+  DmaUnmap = 10,
+  /** F→B: payload {u32 address, u32 length, u64 iova, u64 offset}. Reply: the `length` bytes. */
+  DmaRead = 11,
+  /** F→B: payload {u32 address, u32 length, u64 iova, u64 offset, bytes}. Reply: empty. */
+  DmaWrite = 12,
+  /** F→B: payload {u32 address}. Reply: empty, after the reset and the DeviceReset event. */
+  ResetDevice = 13,
   /** B→F event: JSON DeviceDescriptor. */
   DeviceAdded = 0x20,
   /** B→F event: {u32 address}. */
   DeviceRemoved = 0x21,
   /** B→F event: JSON {reason: string}. The backend closes the stream after sending it. */
   Shutdown = 0x22,
+  /** B→F event: {u32 address, u8 kind, u8 0, u16 vector, u32 count}. */
+  Interrupt = 0x23,
+  /** B→F event: {u32 address}. The device was reset; its view is back to the export-time state. */
+  DeviceReset = 0x24,
 }
+
+/** Interrupt kinds in wire order: the wire carries the index. */
+export const INTERRUPT_KINDS = ['intx', 'msi', 'msix'] as const;
+export type InterruptKind = (typeof INTERRUPT_KINDS)[number];
+
+/** DMA windows are whole pages: sizes and IOVAs are multiples of this. */
+export const DMA_PAGE_SIZE = 4096;
+/** DmaMap flags bit: the request names the IOVA; otherwise the backend chooses it. */
+export const DMA_MAP_FIXED_IOVA = 1;
 
 export enum FrameFlags {
   None = 0,
@@ -116,6 +141,12 @@ export interface DeviceDescriptor {
   readOnly: boolean;
   permissive: boolean;
   bars: BarDescriptor[];
+  /** Interrupt vectors per kind the frontend may enable (VFIO-held devices); absent or {}: none. */
+  interrupts?: Partial<Record<InterruptKind, number>>;
+  /** DMA windows (DmaMap) are offered: the device sits behind an IOMMU. Absent: false. */
+  dma?: boolean;
+  /** ResetDevice is offered. Absent: false. */
+  reset?: boolean;
   /** Passthrough only; absent in vPCI mode so host addresses are not revealed. */
   hostAddress?: string;
 }
@@ -149,7 +180,21 @@ export type Request =
   | { type: MessageType.BarRead; id: number; address: PciAddress; bar: number; offset: bigint; size: number }
   | { type: MessageType.BarWrite; id: number; address: PciAddress; bar: number; offset: bigint; size: number; value: bigint }
   | { type: MessageType.ListDevices; id: number }
-  | { type: MessageType.Ping; id: number; payload: Buffer };
+  | { type: MessageType.Ping; id: number; payload: Buffer }
+  | { type: MessageType.InterruptUnmask; id: number; address: PciAddress; kind: InterruptKind; vector: number }
+  | { type: MessageType.DmaMap; id: number; address: PciAddress; size: bigint; iova?: bigint }
+  | { type: MessageType.DmaUnmap; id: number; address: PciAddress; iova: bigint }
+  | { type: MessageType.DmaRead; id: number; address: PciAddress; iova: bigint; offset: bigint; length: number }
+  | { type: MessageType.DmaWrite; id: number; address: PciAddress; iova: bigint; offset: bigint; data: Buffer }
+  | { type: MessageType.ResetDevice; id: number; address: PciAddress };
+
+/** One interrupt as the Interrupt event carries it. */
+export interface InterruptRecord {
+  kind: InterruptKind;
+  vector: number;
+  /** Interrupts signalled on this vector since its previous event (more than 1: coalesced). */
+  count: number;
+}
 
 /** A failure that becomes an error reply. Anything else thrown in the backend is a bug. */
 export class XpciError extends Error {

@@ -1,0 +1,201 @@
+/**
+ * Wire layouts of the whole-device messages (interrupts, DMA windows, reset): one field-offset
+ * table per message, used by the encoder and the decoder alike (docs/protocol.md §4.7-4.12 and §11
+ * state the same tables; the doc test compares them byte for byte).
+ */
+import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
+import { encodeFrame, writeHeader, type Frame } from './frame.js';
+import {
+  DMA_MAP_FIXED_IOVA,
+  ErrorCode,
+  FrameFlags,
+  HEADER_SIZE,
+  INTERRUPT_KINDS,
+  MAX_FRAME,
+  MessageType,
+  XpciError,
+  type InterruptKind,
+  type InterruptRecord,
+  type Request,
+} from './messages.js';
+
+export const INTERRUPT_UNMASK = { address: 0, kind: 4, reserved: 5, vector: 6, length: 8 } as const;
+export const DMA_MAP = { address: 0, flags: 4, size: 8, iova: 16, length: 24 } as const;
+export const DMA_MAP_REPLY = { iova: 0, length: 8 } as const;
+export const DMA_UNMAP = { address: 0, reserved: 4, iova: 8, length: 16 } as const;
+/** DmaRead's payload; DmaWrite's is the same followed by the `length` data bytes. */
+export const DMA_TRANSFER = { address: 0, length: 4, iova: 8, offset: 16, data: 24 } as const;
+export const RESET_DEVICE = { address: 0, length: 4 } as const;
+export const INTERRUPT_EVENT = { address: 0, kind: 4, reserved: 5, vector: 6, count: 8, length: 12 } as const;
+export const DEVICE_RESET_EVENT = { address: 0, length: 4 } as const;
+
+/** Largest DmaRead/DmaWrite: a DmaWrite of this many bytes is exactly one MAX_FRAME frame. */
+export const MAX_DMA_TRANSFER = MAX_FRAME - HEADER_SIZE - DMA_TRANSFER.data;
+
+export type DeviceOpRequest = Extract<Request, {
+  type: MessageType.InterruptUnmask | MessageType.DmaMap | MessageType.DmaUnmap | MessageType.DmaRead | MessageType.DmaWrite | MessageType.ResetDevice;
+}>;
+
+const malformed = (what: string): XpciError => new XpciError(ErrorCode.Malformed, what);
+
+function kindCode(kind: InterruptKind): number {
+  const code = INTERRUPT_KINDS.indexOf(kind);
+  if (code < 0) throw new RangeError(`unknown interrupt kind ${String(kind)}`);
+  return code;
+}
+
+function kindOf(code: number, what: string): InterruptKind {
+  const kind = INTERRUPT_KINDS[code];
+  if (kind === undefined) throw malformed(`${what}: interrupt kind ${code} is not 0 (intx), 1 (msi) or 2 (msix)`);
+  return kind;
+}
+
+function frameWith(request: DeviceOpRequest, length: number): { frame: Buffer; payload: Buffer } {
+  const frame = Buffer.alloc(HEADER_SIZE + length);
+  writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
+  const payload = frame.subarray(HEADER_SIZE);
+  payload.writeUInt32LE(packAddress(request.address), 0);
+  return { frame, payload };
+}
+
+export function encodeDeviceOpRequest(request: DeviceOpRequest): Buffer {
+  switch (request.type) {
+    case MessageType.InterruptUnmask: {
+      const { frame, payload } = frameWith(request, INTERRUPT_UNMASK.length);
+      payload.writeUInt8(kindCode(request.kind), INTERRUPT_UNMASK.kind);
+      payload.writeUInt16LE(request.vector, INTERRUPT_UNMASK.vector);
+      return frame;
+    }
+    case MessageType.DmaMap: {
+      const { frame, payload } = frameWith(request, DMA_MAP.length);
+      payload.writeUInt32LE(request.iova === undefined ? 0 : DMA_MAP_FIXED_IOVA, DMA_MAP.flags);
+      payload.writeBigUInt64LE(request.size, DMA_MAP.size);
+      payload.writeBigUInt64LE(request.iova ?? 0n, DMA_MAP.iova);
+      return frame;
+    }
+    case MessageType.DmaUnmap: {
+      const { frame, payload } = frameWith(request, DMA_UNMAP.length);
+      payload.writeBigUInt64LE(request.iova, DMA_UNMAP.iova);
+      return frame;
+    }
+    case MessageType.DmaRead:
+    case MessageType.DmaWrite: {
+      const data = request.type === MessageType.DmaWrite ? request.data : undefined;
+      const { frame, payload } = frameWith(request, DMA_TRANSFER.data + (data?.length ?? 0));
+      payload.writeUInt32LE(data ? data.length : (request as { length: number }).length, DMA_TRANSFER.length);
+      payload.writeBigUInt64LE(request.iova, DMA_TRANSFER.iova);
+      payload.writeBigUInt64LE(request.offset, DMA_TRANSFER.offset);
+      if (data) payload.set(data, DMA_TRANSFER.data);
+      return frame;
+    }
+    case MessageType.ResetDevice:
+      return frameWith(request, RESET_DEVICE.length).frame;
+  }
+}
+
+function expectPayload(frame: Frame, length: number, name: string): Buffer {
+  if (frame.payload.length !== length) throw malformed(`${name} payload must be ${length} bytes, got ${frame.payload.length}`);
+  return frame.payload;
+}
+
+/** The decoder's half for the message types above; undefined for any other type. */
+export function decodeDeviceOpRequest(frame: Frame): DeviceOpRequest | undefined {
+  const { id } = frame;
+  const address = (payload: Buffer): PciAddress => unpackAddress(payload.readUInt32LE(0));
+  switch (frame.type) {
+    case MessageType.InterruptUnmask: {
+      const p = expectPayload(frame, INTERRUPT_UNMASK.length, 'InterruptUnmask');
+      return {
+        type: MessageType.InterruptUnmask, id, address: address(p),
+        kind: kindOf(p.readUInt8(INTERRUPT_UNMASK.kind), 'InterruptUnmask'),
+        vector: p.readUInt16LE(INTERRUPT_UNMASK.vector),
+      };
+    }
+    case MessageType.DmaMap: {
+      const p = expectPayload(frame, DMA_MAP.length, 'DmaMap');
+      const flags = p.readUInt32LE(DMA_MAP.flags);
+      if ((flags & ~DMA_MAP_FIXED_IOVA) !== 0) throw malformed(`DmaMap flags 0x${flags.toString(16)} has unknown bits`);
+      const request: DeviceOpRequest = { type: MessageType.DmaMap, id, address: address(p), size: p.readBigUInt64LE(DMA_MAP.size) };
+      if (flags & DMA_MAP_FIXED_IOVA) request.iova = p.readBigUInt64LE(DMA_MAP.iova);
+      return request;
+    }
+    case MessageType.DmaUnmap: {
+      const p = expectPayload(frame, DMA_UNMAP.length, 'DmaUnmap');
+      return { type: MessageType.DmaUnmap, id, address: address(p), iova: p.readBigUInt64LE(DMA_UNMAP.iova) };
+    }
+    case MessageType.DmaRead: {
+      const p = expectPayload(frame, DMA_TRANSFER.data, 'DmaRead');
+      return {
+        type: MessageType.DmaRead, id, address: address(p), length: p.readUInt32LE(DMA_TRANSFER.length),
+        iova: p.readBigUInt64LE(DMA_TRANSFER.iova), offset: p.readBigUInt64LE(DMA_TRANSFER.offset),
+      };
+    }
+    case MessageType.DmaWrite: {
+      const p = frame.payload;
+      if (p.length < DMA_TRANSFER.data) throw malformed(`DmaWrite payload must be at least ${DMA_TRANSFER.data} bytes, got ${p.length}`);
+      const length = p.readUInt32LE(DMA_TRANSFER.length);
+      if (p.length !== DMA_TRANSFER.data + length) {
+        throw malformed(`DmaWrite payload of ${p.length} bytes does not hold ${DMA_TRANSFER.data} + length ${length} bytes`);
+      }
+      return {
+        type: MessageType.DmaWrite, id, address: address(p),
+        iova: p.readBigUInt64LE(DMA_TRANSFER.iova), offset: p.readBigUInt64LE(DMA_TRANSFER.offset),
+        // A private copy: the backend never looks at the frame again.
+        data: Buffer.from(p.subarray(DMA_TRANSFER.data)),
+      };
+    }
+    case MessageType.ResetDevice: {
+      const p = expectPayload(frame, RESET_DEVICE.length, 'ResetDevice');
+      return { type: MessageType.ResetDevice, id, address: address(p) };
+    }
+    default:
+      return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- replies and events
+
+export function encodeDmaMapReply(id: number, iova: bigint): Buffer {
+  const payload = Buffer.alloc(DMA_MAP_REPLY.length);
+  payload.writeBigUInt64LE(iova, DMA_MAP_REPLY.iova);
+  return encodeFrame(MessageType.DmaMap, FrameFlags.Reply, id, payload);
+}
+
+export function decodeDmaMapReply(frame: Frame): bigint {
+  return expectPayload(frame, DMA_MAP_REPLY.length, 'DmaMap reply').readBigUInt64LE(DMA_MAP_REPLY.iova);
+}
+
+export function encodeDmaReadReply(id: number, data: Uint8Array): Buffer {
+  return encodeFrame(MessageType.DmaRead, FrameFlags.Reply, id, data);
+}
+
+export function encodeInterruptEvent(address: PciAddress, record: InterruptRecord): Buffer {
+  const payload = Buffer.alloc(INTERRUPT_EVENT.length);
+  payload.writeUInt32LE(packAddress(address), INTERRUPT_EVENT.address);
+  payload.writeUInt8(kindCode(record.kind), INTERRUPT_EVENT.kind);
+  payload.writeUInt16LE(record.vector, INTERRUPT_EVENT.vector);
+  payload.writeUInt32LE(Math.min(record.count, 0xffffffff), INTERRUPT_EVENT.count);
+  return encodeFrame(MessageType.Interrupt, FrameFlags.Event, 0, payload);
+}
+
+export function decodeInterruptEvent(frame: Frame): { address: PciAddress; record: InterruptRecord } {
+  const p = expectPayload(frame, INTERRUPT_EVENT.length, 'Interrupt event');
+  return {
+    address: unpackAddress(p.readUInt32LE(INTERRUPT_EVENT.address)),
+    record: {
+      kind: kindOf(p.readUInt8(INTERRUPT_EVENT.kind), 'Interrupt event'),
+      vector: p.readUInt16LE(INTERRUPT_EVENT.vector),
+      count: p.readUInt32LE(INTERRUPT_EVENT.count),
+    },
+  };
+}
+
+export function encodeDeviceResetEvent(address: PciAddress): Buffer {
+  const payload = Buffer.alloc(DEVICE_RESET_EVENT.length);
+  payload.writeUInt32LE(packAddress(address), DEVICE_RESET_EVENT.address);
+  return encodeFrame(MessageType.DeviceReset, FrameFlags.Event, 0, payload);
+}
+
+export function decodeDeviceResetEvent(frame: Frame): PciAddress {
+  return unpackAddress(expectPayload(frame, DEVICE_RESET_EVENT.length, 'DeviceReset event').readUInt32LE(DEVICE_RESET_EVENT.address));
+}
