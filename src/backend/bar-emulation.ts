@@ -13,12 +13,14 @@
 import createDebug from 'debug';
 import { devfn, type PciAddress } from '../pci/address.js';
 import type { BarInfo } from '../pci/device-info.js';
-import { PCI_ROM_ADDRESS_ENABLE, PCI_ROM_ADDRESS_MASK } from '../pci/config-header.js';
+import { PCI_BASE_ADDRESS_0, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE, PCI_ROM_ADDRESS_MASK } from '../pci/config-header.js';
 import type { ExportMode } from '../protocol/ring/messages.js';
 
 const log = createDebug('xpci:policy');
 
 const ROM_INDEX = 6;
+/** A type-0 header has six BAR registers at 0x10-0x24. */
+const BAR_COUNT = 6;
 const U32 = 0xffffffffn;
 const U64 = (1n << 64n) - 1n;
 
@@ -39,8 +41,6 @@ interface Slot {
 export interface BarEmulationOptions {
   mode: ExportMode;
   guest: PciAddress;
-  /** 0: BAR0-5 and ROM at 0x30; 1 (bridge): BAR0-1 and ROM at 0x38 */
-  headerLayout: number;
   bars: readonly BarInfo[];
   rom: BarInfo | null;
   /** ROM enable bit of the hardware register at export time: the frontend's initial view. */
@@ -112,14 +112,13 @@ export class BarEmulation {
   private romEnable: number;
 
   constructor(options: BarEmulationOptions) {
-    const { mode, guest, headerLayout, bars, rom } = options;
+    const { mode, guest, bars, rom } = options;
     const virtual = mode === 'vpci' ? vpciAddresses(guest, bars, rom) : null;
     const addressOf = (bar: BarInfo, index: number): bigint => virtual?.get(index) ?? BigInt(bar.start);
-    const count = headerLayout === 1 ? 2 : 6;
     const add = (slot: Omit<Slot, 'latched'>): void => { this.slots.set(slot.offset, { ...slot, latched: false }); };
 
-    for (let index = 0; index < count; index++) {
-      const offset = 0x10 + 4 * index;
+    for (let index = 0; index < BAR_COUNT; index++) {
+      const offset = PCI_BASE_ADDRESS_0 + 4 * index;
       if (this.slots.has(offset)) continue; // upper half of a 64-bit BAR, added below
       const info = bars.find((b) => b.index === index);
       if (info === undefined) {
@@ -133,7 +132,7 @@ export class BarEmulation {
       const sizeMask = ~(nextPowerOfTwo(BigInt(info.size)) - 1n) & (info.is64 ? U64 : U32);
       const low = (value: bigint): number => ((Number(value & U32) & addressMask) | typeBits) >>> 0;
       add({ offset, kind: 'lower', name: `BAR${index}`, addressMask, addressValue: low(address), sizeValue: low(sizeMask) });
-      if (info.is64 && index + 1 < count) {
+      if (info.is64 && index + 1 < BAR_COUNT) {
         add({
           offset: offset + 4, kind: 'upper', name: `BAR${index + 1} (upper half of 64-bit BAR${index})`, addressMask: 0xffffffff,
           addressValue: Number((address >> 32n) & U32), sizeValue: Number((sizeMask >> 32n) & U32),
@@ -141,15 +140,14 @@ export class BarEmulation {
       }
     }
 
-    const romOffset = headerLayout === 1 ? 0x38 : 0x30;
     if (rom === null) {
-      add({ offset: romOffset, kind: 'absent', name: 'Expansion ROM', addressMask: PCI_ROM_ADDRESS_MASK, addressValue: 0, sizeValue: 0 });
+      add({ offset: PCI_ROM_ADDRESS, kind: 'absent', name: 'Expansion ROM', addressMask: PCI_ROM_ADDRESS_MASK, addressValue: 0, sizeValue: 0 });
       this.romEnable = 0;
     } else {
       const address = addressOf(rom, ROM_INDEX);
       const sizeMask = ~(nextPowerOfTwo(BigInt(rom.size)) - 1n) & U32;
       add({
-        offset: romOffset, kind: 'rom', name: 'Expansion ROM', addressMask: PCI_ROM_ADDRESS_MASK,
+        offset: PCI_ROM_ADDRESS, kind: 'rom', name: 'Expansion ROM', addressMask: PCI_ROM_ADDRESS_MASK,
         addressValue: (Number(address & U32) & PCI_ROM_ADDRESS_MASK) >>> 0, sizeValue: (Number(sizeMask) & PCI_ROM_ADDRESS_MASK) >>> 0,
       });
       this.romEnable = options.romEnabled ? PCI_ROM_ADDRESS_ENABLE : 0;

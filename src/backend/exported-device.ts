@@ -8,7 +8,7 @@
 import createDebug from 'debug';
 import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
-import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS1, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
+import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
 import type { PciDeviceInfo } from '../pci/device-info.js';
 import type { HostDevice, HostDeviceMethod } from '../host/device-access.js';
 import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
@@ -80,14 +80,13 @@ class Device implements ExportedDevice {
     if (snapshot.length < MIN_CONFIG_SIZE) {
       throw new XpciError(ErrorCode.OperationFailed, `${info.bdf}: only ${snapshot.length} bytes of config space are readable`);
     }
-    const romOffset = info.headerLayout === 1 ? PCI_ROM_ADDRESS1 : PCI_ROM_ADDRESS;
     this.log = new DenialLog(`${info.bdf} (frontend ${where})`);
     this.space = new VirtualConfigSpace({
       file,
-      layout: layoutConfigSpace(info.headerLayout, this.configSize, snapshot),
+      layout: layoutConfigSpace(this.configSize, snapshot),
       bars: new BarEmulation({
-        mode: options.mode, guest, headerLayout: info.headerLayout, bars: info.bars, rom: info.rom,
-        romEnabled: (snapshot[romOffset] & PCI_ROM_ADDRESS_ENABLE) !== 0,
+        mode: options.mode, guest, bars: info.bars, rom: info.rom,
+        romEnabled: (snapshot[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE) !== 0,
       }),
       permissive: options.permissive,
       snapshot,
@@ -243,8 +242,11 @@ class Device implements ExportedDevice {
 
 export function openExportedDevice(options: ExportOptions): ExportedDevice {
   const { info, sysfsRoot, readOnly } = options;
-  if (info.headerLayout !== 0 && info.headerLayout !== 1) {
-    throw new XpciError(ErrorCode.NotImplemented, `${info.bdf}: header type ${info.headerLayout} (CardBus) cannot be exported`);
+  // The reconciler refuses bridges first; this guard keeps them, and any header without a
+  // register table, out of every other path.
+  if (info.isBridge || info.headerLayout !== 0) {
+    const what = info.isBridge ? 'a bridge' : `header type ${info.headerLayout}`;
+    throw new XpciError(ErrorCode.NotImplemented, `${info.bdf}: ${what} cannot be exported: only endpoints (header type 0) are`);
   }
   const host = (options.method ?? sysfsMethod(sysfsRoot)).open(info, { writable: !readOnly });
   try {

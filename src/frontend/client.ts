@@ -5,7 +5,10 @@
  *   hold a partial frame from a previous frontend that died mid-write; replies to ids this session
  *   does not know (a previous session's leftovers) are dropped.
  * - Pipelining: up to the negotiated ring depth in flight, the rest waits in a local FIFO.
- * - Frames produced in one synchronous run are written together (one write per microtask turn).
+ * - Requests made in one synchronous run are encoded into one buffer and written together (one
+ *   write per microtask turn); ConfigRead replies are read in place from the received bytes.
+ * - A request is built once: the same object is encoded, traced and matched with its reply, found
+ *   by id in an array (no Map) and timed by one timer for the whole session.
  * - Every request has a deadline; a failed request rejects with an XpciError carrying the protocol
  *   error code, so a failed read never yields a value.
  */
@@ -15,8 +18,10 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
 import { packAddress, parseAddress, type PciAddress } from '../pci/address.js';
-import { FrameReader, type Frame } from '../protocol/ring/frame.js';
+import { readU32 } from '../protocol/ring/bytes.js';
+import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../protocol/ring/frame.js';
 import {
+  checkRequest,
   decodeBarReadReply,
   decodeConfigReadReply,
   decodeDeviceRemoved,
@@ -24,12 +29,17 @@ import {
   encodeRequest,
   errorFromReply,
   isErrorReply,
-  MAX_ERROR_MESSAGE,
+  requestLength,
+  writeRequest,
+  type StreamRequest,
 } from '../protocol/ring/codec.js';
+import { CONFIG_READ_REPLY_FRAME } from '../protocol/ring/layout.js';
+import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE } from '../protocol/ring/limits.js';
 import {
   DEFAULT_RING_DEPTH,
   ErrorCode,
   FrameFlags,
+  HEADER_SIZE,
   MAX_FRAME,
   MessageType,
   SUPPORTED_VERSIONS,
@@ -38,13 +48,12 @@ import {
   type DeviceDescriptor,
   type ExportMode,
   type HelloReply,
-  type Request,
 } from '../protocol/ring/messages.js';
 import { validateDescriptor, validateDeviceList, validateHelloReply, type DeviceList } from '../protocol/ring/hello.js';
 import { printablePeerText } from '../protocol/ring/peer-text.js';
+import { RequestTrace } from '../protocol/ring/request-trace.js';
 import { openTransport } from './open-transport.js';
 import type { Transport } from './transport.js';
-import { formatRequestLog, requestDebug, type RequestLogEntry } from './request-log.js';
 import { RemoteDevice } from './remote-device.js';
 
 const debug = createDebug('xpci:frontend');
@@ -56,13 +65,8 @@ export interface ConnectOptions {
   client?: string;
   /** Per-request deadline, counted from when the request is written. Default 5000 ms. */
   requestTimeoutMs?: number;
-  /**
-   * Wait for a Hello reply before each attempt is given up: the first entry for the first Hello,
-   * and so on. Default [1000, 2500, 2500]: after the first second, gaps longer than the backend's
-   * 2 s idle-partial-frame discard (docs/protocol.md §9), so a Hello swallowed by a dead
-   * predecessor's partial frame is followed by one the backend frames correctly.
-   */
-  helloTimeoutsMs?: number[];
+  /** Wait for a Hello reply before each attempt is given up. Default HELLO_TIMEOUTS_MS (limits.ts). */
+  helloTimeoutsMs?: readonly number[];
   /** --verbose-request: receives one line per finished request (DEBUG=xpci:request logs them too). */
   logRequest?: (line: string) => void;
 }
@@ -79,24 +83,24 @@ export interface FrontendEvents {
 export type { DeviceList };
 
 interface PendingRequest {
-  id: number;
-  type: MessageType;
-  frame: Buffer;
+  request: StreamRequest;
   deadline: number;
   decode: (frame: Frame) => unknown;
   resolve: (value: any) => void;
   reject: (error: Error) => void;
-  log: RequestLogEntry | undefined;
 }
 
 const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
 const ECONNRESET = osConstants.errno.ECONNRESET;
 
+/** Ids run 1..0xffffffff and wrap; 0 marks unattributed error replies. */
+const nextSequentialId = (id: number): number => (id >= 0xffffffff ? 1 : id + 1);
+
 function descriptorKey(device: DeviceDescriptor): number {
   return packAddress(parseAddress(device.address));
 }
 
-export class FrontendClient extends EventEmitter<FrontendEvents> {
+export class FrontendClient extends EventEmitter<FrontendEvents> implements FrameVisitor {
   /** Connect, handshake, and resolve once the backend has answered Hello. */
   static async connect(path: string, options: ConnectOptions = {}): Promise<FrontendClient> {
     return FrontendClient.open(await openTransport(path), options);
@@ -123,11 +127,16 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
 
   private readonly reader = new FrameReader();
   private readonly deviceMap = new Map<number, DeviceDescriptor>();
-  /** Insertion order is send order, and all deadlines are equal, so the first entry expires first. */
-  private readonly inFlight = new Map<number, PendingRequest>();
+  /**
+   * Requests in flight at index `id & slotMask`: ids are allocated so that their slot is free, so
+   * a reply finds its request with one array load and an id compare.
+   */
+  private slots: (PendingRequest | undefined)[] = [];
+  private slotMask = 0;
+  private inFlightTotal = 0;
   private queue: PendingRequest[] = [];
   private queueHead = 0;
-  private outgoing: Buffer[] = [];
+  private outgoing: PendingRequest[] = [];
   private flushScheduled = false;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private nextId: number;
@@ -139,12 +148,12 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
   private readonly helloIds = new Set<number>();
   private helloWaiter: { resolve: (frame: Frame) => void; reject: (error: Error) => void } | undefined;
   private readonly requestTimeoutMs: number;
-  private readonly logRequest: ((line: string) => void) | undefined;
+  private readonly trace: RequestTrace;
 
   private constructor(private readonly transport: Transport, private readonly options: ConnectOptions) {
     super();
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
-    this.logRequest = options.logRequest;
+    this.trace = new RequestTrace(options.logRequest);
     // A random start keeps this session's ids apart from a previous session's late replies.
     this.nextId = randomInt(1, 0x7fffffff);
     transport.on('data', (chunk) => this.onData(chunk));
@@ -157,7 +166,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
 
   /** Requests written and not yet answered. */
   get inFlightCount(): number {
-    return this.inFlight.size;
+    return this.inFlightTotal;
   }
 
   /** Requests waiting for a free ring slot. */
@@ -184,48 +193,19 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
   }
 
   configRead(address: PciAddress, offset: number, size: number): Promise<number> {
-    const invalid = checkConfigTarget(offset, size);
-    if (invalid) return Promise.reject(invalid);
-    return this.request<number>(
-      { type: MessageType.ConfigRead, id: 0, address, offset, size },
-      decodeConfigReadReply,
-      { type: MessageType.ConfigRead, address, offset, size },
-    );
+    return this.request<number>({ type: MessageType.ConfigRead, id: 0, address, offset, size }, decodeConfigReadReply);
   }
 
   configWrite(address: PciAddress, offset: number, size: number, value: number): Promise<void> {
-    const invalid = checkConfigTarget(offset, size) ?? (Number.isInteger(value) && value >= 0 && value <= 0xffffffff ? undefined
-      : new XpciError(ErrorCode.Malformed, `config write value ${value} is not a 32-bit unsigned integer`));
-    if (invalid) return Promise.reject(invalid);
-    return this.request<void>(
-      { type: MessageType.ConfigWrite, id: 0, address, offset, size, value },
-      expectEmpty,
-      { type: MessageType.ConfigWrite, address, offset, size, value },
-    );
+    return this.request<void>({ type: MessageType.ConfigWrite, id: 0, address, offset, size, value }, expectEmpty);
   }
 
   barRead(address: PciAddress, bar: number, offset: number | bigint, size: number): Promise<bigint> {
-    const at = BigInt(offset);
-    const invalid = checkBarTarget(bar, at, size);
-    if (invalid) return Promise.reject(invalid);
-    return this.request<bigint>(
-      { type: MessageType.BarRead, id: 0, address, bar, offset: at, size },
-      decodeBarReadReply,
-      { type: MessageType.BarRead, address, bar, offset: at, size },
-    );
+    return this.request<bigint>({ type: MessageType.BarRead, id: 0, address, bar, offset: BigInt(offset), size }, decodeBarReadReply);
   }
 
   barWrite(address: PciAddress, bar: number, offset: number | bigint, size: number, value: number | bigint): Promise<void> {
-    const at = BigInt(offset);
-    const v = BigInt(value);
-    const invalid = checkBarTarget(bar, at, size) ?? (v >= 0n && v <= 0xffffffffffffffffn ? undefined
-      : new XpciError(ErrorCode.Malformed, `BAR write value ${v} is not a 64-bit unsigned integer`));
-    if (invalid) return Promise.reject(invalid);
-    return this.request<void>(
-      { type: MessageType.BarWrite, id: 0, address, bar, offset: at, size, value: v },
-      expectEmpty,
-      { type: MessageType.BarWrite, address, bar, offset: at, size, value: v },
-    );
+    return this.request<void>({ type: MessageType.BarWrite, id: 0, address, bar, offset: BigInt(offset), size, value: BigInt(value) }, expectEmpty);
   }
 
   /** Ask the backend for the current device list; also refreshes devices() and roots. */
@@ -233,7 +213,6 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
     const list = await this.request<DeviceList>(
       { type: MessageType.ListDevices, id: 0 },
       (frame) => validateDeviceList(decodeJsonPayload<DeviceList>(frame, 'ListDevices reply')),
-      { type: MessageType.ListDevices },
     );
     this.deviceMap.clear();
     for (const device of list.devices) this.deviceMap.set(descriptorKey(device), device);
@@ -243,7 +222,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
 
   /** Round trip with an echoed payload. */
   ping(payload: Buffer = Buffer.alloc(0)): Promise<Buffer> {
-    return this.request<Buffer>({ type: MessageType.Ping, id: 0, payload }, (frame) => Buffer.from(frame.payload), { type: MessageType.Ping });
+    return this.request<Buffer>({ type: MessageType.Ping, id: 0, payload }, (frame) => Buffer.from(frame.payload));
   }
 
   /** End the session. Requests still pending reject. Resolves once the stream is closed. */
@@ -258,7 +237,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
   // ---------------------------------------------------------------- handshake
 
   private async handshake(): Promise<void> {
-    const waits = this.options.helloTimeoutsMs?.length ? this.options.helloTimeoutsMs : [1000, 2500, 2500];
+    const waits = this.options.helloTimeoutsMs?.length ? this.options.helloTimeoutsMs : HELLO_TIMEOUTS_MS;
     const hello = {
       versions: [...SUPPORTED_VERSIONS],
       ringDepth: this.options.ringDepth ?? DEFAULT_RING_DEPTH,
@@ -269,7 +248,8 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
     replyFrame.catch(() => undefined);
     let frame: Frame | undefined;
     for (let attempt = 0; attempt < waits.length && !frame; attempt++) {
-      const id = this.allocateId();
+      const id = this.nextId;
+      this.nextId = nextSequentialId(id);
       this.helloIds.add(id);
       if (attempt > 0) debug('no Hello reply from %s after %d ms; sending Hello again', this.path, waits[attempt - 1]);
       this.transport.write(encodeRequest({ type: MessageType.Hello, id, hello }));
@@ -299,6 +279,10 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
     this.mode = reply.mode;
     this.roots = reply.roots;
     this.server = reply.server;
+    // Room for twice the ring depth: ids can always be found whose slot is free.
+    const slotCount = 2 ** Math.ceil(Math.log2(2 * reply.ringDepth));
+    this.slots = new Array<PendingRequest | undefined>(slotCount).fill(undefined);
+    this.slotMask = slotCount - 1;
     for (const device of reply.devices) this.deviceMap.set(descriptorKey(device), device);
     this.ready = true;
     debug('session with %s: version %d, ring depth %d, mode %s, roots %s, %d devices',
@@ -307,30 +291,34 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
 
   // ---------------------------------------------------------------- requests
 
+  /** The next id whose slot is free (one exists: at most ringDepth of 2 * ringDepth slots are taken). */
   private allocateId(): number {
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    let id = this.nextId;
+    while (this.slots[id & this.slotMask] !== undefined) id = nextSequentialId(id);
+    this.nextId = nextSequentialId(id);
     return id;
   }
 
-  private request<T>(request: Request, decode: (frame: Frame) => unknown, log: RequestLogEntry): Promise<T> {
+  private request<T>(request: StreamRequest, decode: (frame: Frame) => unknown): Promise<T> {
     if (this.closed || !this.ready) return Promise.reject(this.closedError());
+    const invalid = checkRequest(request) ?? (requestLength(request) > this.maxFrame
+      ? new XpciError(ErrorCode.LimitExceeded, `a ${requestLength(request)}-byte frame exceeds the backend's ${this.maxFrame}-byte frame limit`)
+      : undefined);
+    if (invalid) return Promise.reject(invalid);
     return new Promise<T>((resolve, reject) => {
-      const id = this.allocateId();
-      request.id = id;
-      const pending: PendingRequest = {
-        id, type: request.type, frame: encodeRequest(request), deadline: 0, decode, resolve, reject,
-        log: this.logRequest || requestDebug.enabled ? log : undefined,
-      };
-      if (this.inFlight.size < this.ringDepth) this.send(pending);
+      const pending: PendingRequest = { request, deadline: 0, decode, resolve, reject };
+      if (this.inFlightTotal < this.ringDepth) this.send(pending);
       else this.queue.push(pending);
     });
   }
 
   private send(pending: PendingRequest): void {
+    const id = this.allocateId();
+    pending.request.id = id;
     pending.deadline = performance.now() + this.requestTimeoutMs;
-    this.inFlight.set(pending.id, pending);
-    this.outgoing.push(pending.frame);
+    this.slots[id & this.slotMask] = pending;
+    this.inFlightTotal++;
+    this.outgoing.push(pending);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -338,16 +326,22 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
     if (!this.timeoutTimer) this.armTimeout(this.requestTimeoutMs);
   }
 
+  /** One buffer for every request of this turn, one write. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.outgoing.length === 0 || this.closed) return;
-    const data = this.outgoing.length === 1 ? this.outgoing[0] : Buffer.concat(this.outgoing);
+    const outgoing = this.outgoing;
+    if (outgoing.length === 0 || this.closed) return;
     this.outgoing = [];
+    let total = 0;
+    for (const pending of outgoing) total += requestLength(pending.request);
+    const data = Buffer.allocUnsafe(total);
+    let at = 0;
+    for (const pending of outgoing) at = writeRequest(data, at, pending.request);
     this.transport.write(data);
   }
 
   private pump(): void {
-    while (this.queueHead < this.queue.length && this.inFlight.size < this.ringDepth) {
+    while (this.queueHead < this.queue.length && this.inFlightTotal < this.ringDepth) {
       this.send(this.queue[this.queueHead++]);
     }
     if (this.queueHead === this.queue.length && this.queueHead > 0) {
@@ -360,28 +354,35 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
     this.timeoutTimer = setTimeout(() => this.expire(), Math.max(0, Math.ceil(delay)));
   }
 
+  /** Expire what is due and re-arm for the earliest deadline left. */
   private expire(): void {
     this.timeoutTimer = undefined;
     const now = performance.now();
-    for (const pending of this.inFlight.values()) {
+    let earliest = Infinity;
+    for (const pending of this.slots) {
+      if (pending === undefined) continue;
       if (pending.deadline > now) {
-        this.armTimeout(pending.deadline - now);
-        break;
+        earliest = Math.min(earliest, pending.deadline);
+        continue;
       }
-      this.inFlight.delete(pending.id);
+      this.release(pending);
       // The slot is given back: a backend that has not answered in this long has dropped the request.
       this.settle(pending, undefined, new XpciError(ErrorCode.OperationFailed,
-        `${MessageType[pending.type]} request timed out after ${this.requestTimeoutMs} ms`, ETIMEDOUT));
+        `${MessageType[pending.request.type]} request timed out after ${this.requestTimeoutMs} ms`, ETIMEDOUT));
     }
+    if (earliest !== Infinity) this.armTimeout(earliest - now);
     this.pump();
   }
 
+  private release(pending: PendingRequest): void {
+    this.slots[pending.request.id & this.slotMask] = undefined;
+    this.inFlightTotal--;
+  }
+
   private settle(pending: PendingRequest, value: unknown, error: XpciError | undefined): void {
-    if (pending.log) {
-      const result = typeof value === 'number' || typeof value === 'bigint' ? value : undefined;
-      const line = formatRequestLog(pending.id, pending.log, { result, error });
-      requestDebug(line);
-      this.logRequest?.(line);
+    if (this.trace.enabled) {
+      if (error) this.trace.failed(pending.request, error);
+      else this.trace.done(pending.request, typeof value === 'number' || typeof value === 'bigint' ? value : undefined);
     }
     if (error) pending.reject(error);
     else pending.resolve(value);
@@ -390,11 +391,26 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
   // ---------------------------------------------------------------- incoming
 
   private onData(chunk: Buffer): void {
-    for (const item of this.reader.push(chunk)) {
-      if (item.fault) debug('skipped %d bytes from %s: %s (%s)', item.fault.skipped, this.path, item.fault.reason, item.fault.detail);
-      else this.onFrame(item.frame);
-    }
+    this.reader.scan(chunk, this);
     this.pump();
+  }
+
+  /** FrameVisitor: a ConfigRead reply for a request in flight is read in place; anything else becomes a Frame. */
+  frame(buffer: Buffer, at: number, length: number, type: number, flags: number, id: number): void {
+    if (type === MessageType.ConfigRead && flags === FrameFlags.Reply && length === CONFIG_READ_REPLY_FRAME.frameLength) {
+      const pending = this.slots[id & this.slotMask];
+      if (pending !== undefined && pending.request.id === id && pending.request.type === MessageType.ConfigRead) {
+        this.release(pending);
+        this.settle(pending, readU32(buffer, at + CONFIG_READ_REPLY_FRAME.value), undefined);
+        return;
+      }
+    }
+    this.onFrame({ type, flags, id, payload: buffer.subarray(at + HEADER_SIZE, at + length) });
+  }
+
+  /** FrameVisitor: bytes the reader skipped. */
+  fault(fault: FrameFault): void {
+    debug('skipped %d bytes from %s: %s (%s)', fault.skipped, this.path, fault.reason, fault.detail);
   }
 
   private onFrame(frame: Frame): void {
@@ -414,13 +430,14 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
       this.helloWaiter?.resolve(frame);
       return;
     }
-    const pending = this.inFlight.get(frame.id);
+    const candidate = this.slots[frame.id & this.slotMask];
+    const pending = candidate !== undefined && candidate.request.id === frame.id ? candidate : undefined;
     // Error replies to requests the backend could not frame carry type 0.
-    if (!pending || (frame.type !== pending.type && !(isErrorReply(frame) && frame.type === 0))) {
+    if (!pending || (frame.type !== pending.request.type && !(isErrorReply(frame) && frame.type === 0))) {
       debug('ignored a reply for unknown request id %d (type %d): stale or timed out', frame.id, frame.type);
       return;
     }
-    this.inFlight.delete(frame.id);
+    this.release(pending);
     try {
       if (isErrorReply(frame)) this.settle(pending, undefined, errorFromReply(frame));
       else this.settle(pending, pending.decode(frame), undefined);
@@ -490,8 +507,9 @@ export class FrontendClient extends EventEmitter<FrontendEvents> {
     this.transport.close();
     const failure = this.closedError();
     this.helloWaiter?.reject(failure);
-    for (const pending of this.inFlight.values()) this.settle(pending, undefined, failure);
-    this.inFlight.clear();
+    for (const pending of this.slots) if (pending !== undefined) this.settle(pending, undefined, failure);
+    this.slots.fill(undefined);
+    this.inFlightTotal = 0;
     for (let i = this.queueHead; i < this.queue.length; i++) this.settle(this.queue[i], undefined, failure);
     this.queue = [];
     this.queueHead = 0;
@@ -506,20 +524,6 @@ export function connect(path: string, options?: ConnectOptions): Promise<Fronten
 }
 
 // ---------------------------------------------------------------- local checks and validation
-
-/** Only what the wire format cannot carry is refused here; the backend judges everything else. */
-function checkConfigTarget(offset: number, size: number): XpciError | undefined {
-  if (!Number.isInteger(offset) || offset < 0 || offset > 0xffff) return new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is outside 0..0xffff`);
-  if (!Number.isInteger(size) || size < 1 || size > 0xff) return new XpciError(ErrorCode.InvalidSize, `config access size ${size} is invalid`);
-  return undefined;
-}
-
-function checkBarTarget(bar: number, offset: bigint, size: number): XpciError | undefined {
-  if (!Number.isInteger(bar) || bar < 0 || bar > 0xff) return new XpciError(ErrorCode.Malformed, `BAR index ${bar} is invalid`);
-  if (offset < 0n || offset > 0xffffffffffffffffn) return new XpciError(ErrorCode.InvalidOffset, `BAR offset ${offset} is outside 64 bits`);
-  if (!Number.isInteger(size) || size < 1 || size > 0xff) return new XpciError(ErrorCode.InvalidSize, `BAR access size ${size} is invalid`);
-  return undefined;
-}
 
 function expectEmpty(frame: Frame): undefined {
   if (frame.payload.length !== 0) throw new XpciError(ErrorCode.Malformed, `expected an empty reply, got ${frame.payload.length} bytes`);

@@ -4,5 +4,5 @@ export { RemoteDevice } from './remote-device.js';
 export { scanBus, describeScanMismatch, parseRoot, type ScanResult } from './scan.js';
 export { ConnectError, Transport, type TransportKind } from './transport.js';
 export { openTransport } from './open-transport.js';
-export { formatRequestLog, type RequestLogEntry } from './request-log.js';
+export { formatRequestTrace, type TracedRequest } from '../protocol/ring/request-trace.js';
 export { defaultConnectPath } from './default-path.js';

@@ -30,6 +30,7 @@ import { RawConnection } from './fuzz-connection.js';
 import { Oracle, isGarbageReport, type OracleDevice } from './fuzz-oracle.js';
 import { MAIN_DEVICE, SIBLINGS, createFuzzFixture, fuzzDeviceSpecs } from './fuzz-fixture.js';
 import type { FixtureTree } from './fixture-sysfs.js';
+import { MAX_GARBAGE } from '../../src/protocol/ring/limits.js';
 
 export interface FuzzOptions {
   /** Generated items (frames, frame pairs or garbage bursts) to send. */
@@ -70,7 +71,6 @@ export interface FuzzReport {
 const BATCH_TIMEOUT_MS = 15000;
 /** Batches in flight before the oldest is checked. */
 const PIPELINE_DEPTH = 4;
-const MAX_GARBAGE = 1024 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = resolve(here, '..', '..', 'src', 'cli', 'main.js');
 
@@ -157,7 +157,7 @@ function modelDevices(fixture: FixtureTree, guests: Map<string, string>): Device
   return fuzzDeviceSpecs().map((spec) => {
     const original = Buffer.from(spec.config);
     const permissive = spec.address === SIBLINGS[1];
-    const layout = layoutConfigSpace(original[0x0e] & 0x7f, original.length, original);
+    const layout = layoutConfigSpace(original.length, original);
     const m = layout.masks;
     const mayChange = new Uint8Array(original.length);
     const decode = new Uint8Array(original.length);

@@ -13,8 +13,9 @@ import {
 } from '../../src/protocol/ring/messages.js';
 import { DeviceTable } from '../../src/backend/server/device-table.js';
 import type { DeviceEndpoint } from '../../src/backend/server/dispatcher.js';
-import { FrontendSession, MAX_GARBAGE, type SessionContext } from '../../src/backend/server/frontend-session.js';
-import { createRequestLog } from '../../src/backend/server/request-log.js';
+import { FrontendSession, type SessionContext } from '../../src/backend/server/frontend-session.js';
+import { MAX_GARBAGE } from '../../src/protocol/ring/limits.js';
+import { RequestTrace } from '../../src/protocol/ring/request-trace.js';
 
 class MemoryDevice implements DeviceEndpoint {
   readonly config = Buffer.alloc(256);
@@ -41,7 +42,7 @@ function setup(): { session: FrontendSession; bugs: unknown[]; device: MemoryDev
   const device = new MemoryDevice('0000:00:00.0', 0x8086);
   table.insert(parseAddress('06:01.0'), table.place(parseAddress('06:01.0')), device);
   const bugs: unknown[] = [];
-  const context: SessionContext = { mode: 'vpci', table, requestLog: createRequestLog(false), reportBug: (e) => bugs.push(e) };
+  const context: SessionContext = { mode: 'vpci', table, requestLog: RequestTrace.forBackend(false), reportBug: (e) => bugs.push(e) };
   return { session: new FrontendSession(context), bugs, device };
 }
 

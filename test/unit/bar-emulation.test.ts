@@ -59,7 +59,7 @@ test('a BAR too large for its window is still placed aligned in its region', () 
 
 test('sizing latch: per dword, cleared by writing back the address, moves refused', () => {
   const emulation = new BarEmulation({
-    mode: 'passthrough', guest: guestOf(0), headerLayout: 0, romEnabled: false,
+    mode: 'passthrough', guest: guestOf(0), romEnabled: false,
     bars: [bar(0, 'mem', 0x1_0000_0000, 0x40_0000_0000, true, true), bar(2, 'io', 0x100, 0xe000)], rom: null,
   });
   assert.deepEqual(emulation.offsets(), [0x10, 0x14, 0x18, 0x1c, 0x20, 0x24, 0x30]);
@@ -90,7 +90,7 @@ test('sizing latch: per dword, cleared by writing back the address, moves refuse
 
 test('ROM: enable bit is the frontend\'s own, address latch as for BARs', () => {
   const emulation = new BarEmulation({
-    mode: 'passthrough', guest: guestOf(0), headerLayout: 0, romEnabled: true, bars: [], rom: bar(6, 'mem', 0x2_0000, 0xfeb0_0000),
+    mode: 'passthrough', guest: guestOf(0), romEnabled: true, bars: [], rom: bar(6, 'mem', 0x2_0000, 0xfeb0_0000),
   });
   assert.equal(emulation.read(0x30), 0xfeb00001, 'initial enable bit from the hardware');
   emulation.write(0x30, 0xfffff800);

@@ -368,6 +368,22 @@ describe('events and teardown', () => {
     });
   });
 
+  test('a request larger than the frame limit the backend announced is refused before it is sent', async () => {
+    await withBackend({}, async (backend) => {
+      const client = await connect(backend.path);
+      try {
+        const limit = client.maxFrame;
+        assert.ok(limit < 256 * 1024, `the stub backend announces a small limit (${limit})`);
+        const before = backend.received.length;
+        await rejectsWith(client.ping(Buffer.alloc(limit)), ErrorCode.LimitExceeded);
+        assert.equal(backend.received.length, before, 'nothing was sent');
+        assert.equal((await client.ping(Buffer.alloc(limit - 16, 7))).length, limit - 16, 'a frame of exactly the limit passes');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
   test('close() is idempotent and FrontendClient.connect is the same as connect', async () => {
     await withBackend({}, async (backend) => {
       const client = await FrontendClient.connect(backend.path);

@@ -6,7 +6,6 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameReader, encodeFrame, type Frame } from '../../src/protocol/ring/frame.js';
 import {
-  MAX_ERROR_MESSAGE,
   decodeBarReadReply,
   decodeConfigReadReply,
   decodeDeviceRemoved,
@@ -36,6 +35,7 @@ import {
   type Request,
 } from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
+import { MAX_ERROR_MESSAGE } from '../../src/protocol/ring/limits.js';
 
 const addr = (domain: number, bus: number, device: number, fn: number): PciAddress => ({ domain, bus, device, function: fn });
 

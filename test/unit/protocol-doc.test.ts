@@ -11,7 +11,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FrameReader, type Frame } from '../../src/protocol/ring/frame.js';
 import {
-  MAX_ERROR_MESSAGE,
   decodeRequest,
   encodeBarReadReply,
   encodeConfigReadReply,
@@ -28,8 +27,7 @@ import {
 import * as messages from '../../src/protocol/ring/messages.js';
 import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
-import { MAX_GARBAGE } from '../../src/backend/server/frontend-session.js';
-import { PARTIAL_FRAME_TIMEOUT_MS } from '../../src/backend/server/ring-server.js';
+import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE, MAX_GARBAGE, PARTIAL_FRAME_TIMEOUT_MS } from '../../src/protocol/ring/limits.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const doc = readFileSync(join(root, 'docs', 'protocol.md'), 'utf8');
@@ -133,11 +131,16 @@ describe('docs/protocol.md tables agree with src/protocol/ring/messages.ts', () 
     assert.match(xen.get('OperationFailed') ?? '', /op_failed.*-5/);
   });
 
-  test('the backend\'s stream limits are the documented ones', () => {
-    assert.equal(MAX_GARBAGE, 1048576);
-    assert.match(doc, /more than\s+\*\*1 MiB \(1048576 bytes\)\*\* of garbage/);
-    assert.equal(PARTIAL_FRAME_TIMEOUT_MS, 2000);
-    assert.match(doc, /receives nothing for\s+\*\*2 s\*\* discards the partial frame/);
+  test('the stream limits (src/protocol/ring/limits.ts) are the documented ones', () => {
+    assert.match(doc, new RegExp(`more than\\s+\\*\\*${MAX_GARBAGE / 1048576} MiB \\(${MAX_GARBAGE} bytes\\)\\*\\* of garbage`));
+    const idle = PARTIAL_FRAME_TIMEOUT_MS / 1000;
+    assert.match(doc, new RegExp(`receives nothing for\\s+\\*\\*${idle} s\\*\\* discards the partial frame`));
+    assert.match(doc, new RegExp(`backend discards such a tail after ${idle} s of silence`));
+    const waits = HELLO_TIMEOUTS_MS.map((ms) => `${ms / 1000} s`);
+    assert.match(doc, new RegExp(`no \`Hello\` reply within ${waits[0]} SHOULD send`));
+    assert.match(doc, new RegExp(`the reference frontend waits\\s+${waits.slice(0, -1).join(',\\s+')}\\s+and\\s+${waits.at(-1)}, then fails`));
+    assert.ok(HELLO_TIMEOUTS_MS.slice(1).every((ms) => ms > PARTIAL_FRAME_TIMEOUT_MS), 'retries wait longer than the idle-partial-frame discard');
+    assert.match(doc, new RegExp(`0\\.\\.${MAX_ERROR_MESSAGE} bytes \\(\`MAX_ERROR_MESSAGE\`\\)`));
   });
 
   test('limits mention the code values', () => {

@@ -8,7 +8,7 @@
 import { walkCapabilities, walkExtendedCapabilities } from '../../pci/capabilities.js';
 import { PCI_CFG_SPACE_SIZE } from '../../pci/config-header.js';
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, TYPE0_HEADER_RULES, TYPE1_HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
 
@@ -35,19 +35,14 @@ export interface ConfigLayout {
   readonly masks: Readonly<Record<MaskClass, Uint8Array>>;
 }
 
-function headerRules(headerLayout: number): readonly FieldRule[] {
-  if (headerLayout === 0) return TYPE0_HEADER_RULES;
-  if (headerLayout === 1) return TYPE1_HEADER_RULES;
-  throw new RangeError(`no register table for header type ${headerLayout}`);
-}
-
 const hex2 = (value: number): string => value.toString(16).padStart(2, '0');
 
 /**
+ * The layout of a type-0 header's config space (the only header type exported).
  * `snapshot`: the config bytes readable at export time (may be shorter than `configSize` for a
  * non-root reader: capabilities beyond it are then unknown, i.e. unlisted).
  */
-export function layoutConfigSpace(headerLayout: number, configSize: number, snapshot: Uint8Array): ConfigLayout {
+export function layoutConfigSpace(configSize: number, snapshot: Uint8Array): ConfigLayout {
   const fields: PlacedField[] = [];
   const fieldOf = new Int16Array(configSize).fill(-1);
   const masks = Object.fromEntries(MASK_CLASSES.map((c) => [c, new Uint8Array(configSize)])) as Record<MaskClass, Uint8Array>;
@@ -72,7 +67,7 @@ export function layoutConfigSpace(headerLayout: number, configSize: number, snap
     }
   };
 
-  for (const rule of headerRules(headerLayout)) place(rule, rule.offset, rule.size as number, rule.name, configSize);
+  for (const rule of HEADER_RULES) place(rule, rule.offset, rule.size as number, rule.name, configSize);
 
   const standard = walkCapabilities(snapshot).capabilities;
   const extended = configSize > PCI_CFG_SPACE_SIZE ? walkExtendedCapabilities(snapshot).capabilities : [];

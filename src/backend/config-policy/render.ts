@@ -4,7 +4,7 @@
  * and the table disagree; `node dist/src/backend/config-policy/update-security-doc.js` re-renders it.
  */
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, TYPE0_HEADER_RULES, TYPE1_HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
 
@@ -80,18 +80,12 @@ function table(rules: readonly FieldRule[], relative: boolean): string[] {
 }
 
 export function renderPolicyTable(): string {
-  const same = (a: FieldRule, b: FieldRule): boolean => JSON.stringify(a) === JSON.stringify(b);
-  const type1Only = TYPE1_HEADER_RULES.filter((rule) => !TYPE0_HEADER_RULES.some((other) => same(rule, other)));
   const out: string[] = [
     POLICY_TABLE_BEGIN,
     '',
-    '#### Type-0 header (endpoints)',
+    '#### Type-0 header (endpoints; bridges are never exported)',
     '',
-    ...table(TYPE0_HEADER_RULES, false),
-    '',
-    '#### Type-1 header (PCI-to-PCI bridges, passthrough mode only): rows that differ from type 0',
-    '',
-    ...table(type1Only, false),
+    ...table(HEADER_RULES, false),
     '',
     '#### Every standard capability',
     '',

@@ -95,76 +95,32 @@ const bar = (index: number): FieldRule => ({
   offset: 0x10 + 4 * index, size: 4, name: `BAR${index}`, reads: BAR_READS, bar: 'bar', refused: BAR_REFUSED,
 });
 
-const rom = (offset: number): FieldRule => ({
-  offset, size: 4, name: 'Expansion ROM',
-  reads: 'emulated like a BAR (address bits 31:11); bit 0 (enable) from the frontend\'s own view',
-  bar: 'rom', refused: BAR_REFUSED,
-});
 
-const INTERRUPT_LINE: FieldRule = {
-  offset: 0x3c, size: 1, name: 'Interrupt Line',
-  reads: 'emulated: a per-export byte, initially the hardware value', emulate: 0xff, refused: '',
-};
-const INTERRUPT_PIN: FieldRule = { offset: 0x3d, size: 1, name: 'Interrupt Pin', reads: HARDWARE, refused: IDENTITY };
-const CAPABILITY_POINTER: FieldRule = {
-  offset: 0x34, size: 1, name: 'Capabilities Pointer', reads: HARDWARE, refused: IDENTITY,
-};
-
-/** Type-0 header (endpoints). */
-export const TYPE0_HEADER_RULES: readonly FieldRule[] = [
+/**
+ * Type-0 header (endpoints): the only header xpci exports. Bridges (class 0x06, header types 1
+ * and 2) are refused in every mode, since whoever controls a bridge controls every device behind it.
+ */
+export const HEADER_RULES: readonly FieldRule[] = [
   ...COMMON_HEADER,
   bar(0), bar(1), bar(2), bar(3), bar(4), bar(5),
   { offset: 0x28, size: 4, name: 'CardBus CIS Pointer', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x2c, size: 2, name: 'Subsystem Vendor ID', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x2e, size: 2, name: 'Subsystem ID', reads: HARDWARE, refused: IDENTITY },
-  rom(0x30),
-  CAPABILITY_POINTER,
+  {
+    offset: 0x30, size: 4, name: 'Expansion ROM',
+    reads: 'emulated like a BAR (address bits 31:11); bit 0 (enable) from the frontend\'s own view',
+    bar: 'rom', refused: BAR_REFUSED,
+  },
+  { offset: 0x34, size: 1, name: 'Capabilities Pointer', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x35, size: 3, name: 'Reserved (0x35)', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x38, size: 4, name: 'Reserved (0x38)', reads: HARDWARE, refused: IDENTITY },
-  INTERRUPT_LINE,
-  INTERRUPT_PIN,
+  {
+    offset: 0x3c, size: 1, name: 'Interrupt Line',
+    reads: 'emulated: a per-export byte, initially the hardware value', emulate: 0xff, refused: '',
+  },
+  { offset: 0x3d, size: 1, name: 'Interrupt Pin', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x3e, size: 1, name: 'Min_Gnt', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x3f, size: 1, name: 'Max_Lat', reads: HARDWARE, refused: IDENTITY },
-];
-
-const BRIDGE_ROUTING = 'bus numbers and forwarding windows route traffic for every device behind the bridge';
-
-/**
- * Type-1 header (PCI-to-PCI bridges; exported in passthrough mode only). Bus master is a decode
- * bit here: clearing it on a bridge would cut off DMA of every device behind it.
- */
-export const TYPE1_HEADER_RULES: readonly FieldRule[] = [
-  ...COMMON_HEADER.map((row) => row.name !== 'Command' ? row : {
-    ...row,
-    reads: 'hardware value; I/O decode, memory decode and bus master (0x0007) from the frontend\'s own view',
-    pass: 0, decode: 0x0007,
-    refused: 'only I/O decode, memory decode and bus master are frontend-controlled (others with --permissive); reserved bits are read-only',
-  }),
-  bar(0), bar(1),
-  { offset: 0x18, size: 1, name: 'Primary Bus Number', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x19, size: 1, name: 'Secondary Bus Number', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x1a, size: 1, name: 'Subordinate Bus Number', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x1b, size: 1, name: 'Secondary Latency Timer', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x1c, size: 1, name: 'I/O Base', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x1d, size: 1, name: 'I/O Limit', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x1e, size: 2, name: 'Secondary Status', reads: HARDWARE, rw1c: 0xf900, ignore: 0x06ff, refused: HARDWARE_STATUS_BITS },
-  { offset: 0x20, size: 2, name: 'Memory Base', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x22, size: 2, name: 'Memory Limit', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x24, size: 2, name: 'Prefetchable Memory Base', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x26, size: 2, name: 'Prefetchable Memory Limit', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x28, size: 4, name: 'Prefetchable Base Upper 32 Bits', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x2c, size: 4, name: 'Prefetchable Limit Upper 32 Bits', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x30, size: 2, name: 'I/O Base Upper 16 Bits', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  { offset: 0x32, size: 2, name: 'I/O Limit Upper 16 Bits', reads: HARDWARE, refused: BRIDGE_ROUTING },
-  CAPABILITY_POINTER,
-  { offset: 0x35, size: 3, name: 'Reserved (0x35)', reads: HARDWARE, refused: IDENTITY },
-  rom(0x38),
-  INTERRUPT_LINE,
-  INTERRUPT_PIN,
-  {
-    offset: 0x3e, size: 2, name: 'Bridge Control', reads: HARDWARE,
-    refused: 'secondary bus reset, VGA and ISA routing affect every device behind the bridge',
-  },
 ];
 
 /** The ID and next-pointer bytes every standard capability starts with. */

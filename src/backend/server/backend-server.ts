@@ -24,9 +24,10 @@ import {
   type ReconcileOutcome,
   type Refusal,
 } from './export-reconciler.js';
-import { createRequestLog } from './request-log.js';
+import { RequestTrace } from '../../protocol/ring/request-trace.js';
+import { PARTIAL_FRAME_TIMEOUT_MS } from '../../protocol/ring/limits.js';
 import type { Admission } from './peer-admission.js';
-import { PARTIAL_FRAME_TIMEOUT_MS, RingServer } from './ring-server.js';
+import { RingServer } from './ring-server.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
 const debug = createDebug('xpci:server');
@@ -90,7 +91,7 @@ export class BackendServer<D extends ManagedDevice> {
       context: {
         mode: options.mode,
         table: this.reconciler.table,
-        requestLog: createRequestLog(options.verboseRequest),
+        requestLog: RequestTrace.forBackend(options.verboseRequest),
         reportBug: (error, request) => this.reportBug(error, request),
       },
       admit: (fd) => hooks.admit(fd, options),

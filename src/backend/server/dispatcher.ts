@@ -12,7 +12,7 @@ import type { DeviceOpRequest } from '../../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/ring/messages.js';
 import type { DeviceTable } from './device-table.js';
 import type { ReplyBatch } from './reply-batch.js';
-import type { RequestLog } from './request-log.js';
+import type { RequestTrace } from '../../protocol/ring/request-trace.js';
 
 /** What the server needs of an exported device (src/backend/exported-device.ts provides it). */
 export interface DeviceEndpoint {
@@ -45,7 +45,7 @@ const notExported = (address: PciAddress): XpciError =>
  * object unless `log` (the request log, passed only while it is on) needs one.
  */
 export function serveConfigRead(
-  table: DeviceTable<DeviceEndpoint>, log: RequestLog | undefined, replies: ReplyBatch,
+  table: DeviceTable<DeviceEndpoint>, log: RequestTrace | undefined, replies: ReplyBatch,
   id: number, packedAddress: number, offset: number, size: number,
 ): void {
   // The table is keyed by the wire form of the frontend's address: no unpacking on the way in.
@@ -57,7 +57,7 @@ export function serveConfigRead(
 }
 
 /** Any device request; `log` as for serveConfigRead. */
-export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestLog | undefined, replies: ReplyBatch): void {
+export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestTrace | undefined, replies: ReplyBatch): void {
   if (request.type === MessageType.ConfigRead) {
     serveConfigRead(table, log, replies, request.id, packAddress(request.address), request.offset, request.size);
     return;

@@ -13,7 +13,9 @@
 import createDebug from 'debug';
 import { readU16, readU32 } from '../../protocol/ring/bytes.js';
 import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../../protocol/ring/frame.js';
-import { CONFIG_READ_FRAME, decodeRequest, encodeErrorReply, encodeJsonReply, encodePingReply } from '../../protocol/ring/codec.js';
+import { decodeRequest, encodeErrorReply, encodeJsonReply, encodePingReply } from '../../protocol/ring/codec.js';
+import { CONFIG_READ_FRAME } from '../../protocol/ring/layout.js';
+import { MAX_GARBAGE } from '../../protocol/ring/limits.js';
 import {
   ErrorCode,
   FrameFlags,
@@ -31,17 +33,15 @@ import {
 import type { DeviceTable } from './device-table.js';
 import { configReadRequest, executeDeviceRequest, isDeviceRequest, serveConfigRead, type DeviceEndpoint } from './dispatcher.js';
 import { ReplyBatch } from './reply-batch.js';
-import type { RequestLog } from './request-log.js';
+import type { RequestTrace } from '../../protocol/ring/request-trace.js';
 
 const debug = createDebug('xpci:server');
 
-/** Garbage tolerated without a single valid frame before the stream is declared untrustworthy. */
-export const MAX_GARBAGE = 1024 * 1024;
 
 export interface SessionContext {
   readonly mode: ExportMode;
   readonly table: DeviceTable<DeviceEndpoint>;
-  readonly requestLog: RequestLog;
+  readonly requestLog: RequestTrace;
   /** A non-XpciError thrown while serving is a bug: it is reported here and answered OperationFailed. */
   reportBug(error: unknown, request: Request): void;
 }
@@ -70,7 +70,7 @@ export class FrontendSession {
   private inFlight = 0;
   private faultReported = false;
   /** The request log while it is on, read once per chunk: a quiet backend pays nothing per request. */
-  private log: RequestLog | undefined;
+  private log: RequestTrace | undefined;
   private readonly visitor: FrameVisitor = {
     frame: (buffer, at, length, type, flags, id) => this.onFrame(buffer, at, length, type, flags, id),
     fault: (fault) => this.onFault(fault),
@@ -224,7 +224,7 @@ export class FrontendSession {
       ? error
       // The detail stays in the host's log: it may name host paths, which vPCI never reveals.
       : { code: ErrorCode.OperationFailed, message: 'internal error in the backend (details in its log)', errno: 0 };
-    if (this.context.requestLog.enabled) this.context.requestLog.failed(request, code, message);
+    if (this.context.requestLog.enabled) this.context.requestLog.failed(request, { code, message, errno });
     return errorReply(request.type, request.id, code, message, errno);
   }
 }

@@ -4,7 +4,8 @@
  * write. ConfigRead replies (the hot path) are encoded in place; other replies are copied in.
  * Each taken buffer is new: the socket may still hold the previous one.
  */
-import { CONFIG_READ_REPLY_LENGTH, writeConfigReadReply } from '../../protocol/ring/codec.js';
+import { writeConfigReadReply } from '../../protocol/ring/codec.js';
+import { CONFIG_READ_REPLY_FRAME } from '../../protocol/ring/layout.js';
 
 /** A first allocation never exceeds this (a full ring of ConfigRead replies fits): a chunk of garbage gets one short reply. */
 const MAX_FIRST_ALLOCATION = 8192;
@@ -23,9 +24,10 @@ export class ReplyBatch {
   }
 
   configReadReply(id: number, value: number): void {
-    const target = this.room(CONFIG_READ_REPLY_LENGTH);
+    const length = CONFIG_READ_REPLY_FRAME.frameLength;
+    const target = this.room(length);
     writeConfigReadReply(target, this.used, id, value);
-    this.used += CONFIG_READ_REPLY_LENGTH;
+    this.used += length;
   }
 
   append(frame: Buffer): void {

@@ -15,8 +15,6 @@ import { admitSocket, PeerWarnings, type Admission } from './peer-admission.js';
 
 const debug = createDebug('xpci:server');
 
-/** A partial frame idle this long is from a peer that died mid-frame (virtio-serial keeps the port open). */
-export const PARTIAL_FRAME_TIMEOUT_MS = 2000;
 /** How long a refused or closing peer gets to read its last frame before the stream is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 /**

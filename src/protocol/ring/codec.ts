@@ -4,105 +4,140 @@
  */
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
-import { decodeDeviceOpRequest, encodeDeviceOpRequest } from './device-ops-codec.js';
-import { encodeFrame, writeHeader, type Frame } from './frame.js';
+import { decodeDeviceOpRequest, encodeDeviceOpRequest, type DeviceOpRequest } from './device-ops-codec.js';
+import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
+import {
+  BAR_READ_LENGTH,
+  BAR_READ_REPLY_LENGTH,
+  BAR_TARGET,
+  BAR_WRITE_LENGTH,
+  CONFIG_READ_LENGTH,
+  CONFIG_READ_REPLY_FRAME,
+  CONFIG_READ_REPLY_LENGTH,
+  CONFIG_TARGET,
+  CONFIG_WRITE_LENGTH,
+  DEVICE_REMOVED_LENGTH,
+  ERROR_PAYLOAD,
+} from './layout.js';
+import { MAX_ERROR_MESSAGE } from './limits.js';
+import { printablePeerText } from './peer-text.js';
 import {
   ErrorCode,
   FrameFlags,
   HEADER_SIZE,
-  MAGIC,
+  MAX_FRAME,
   MessageType,
   XpciError,
   type ErrorPayload,
   type HelloRequest,
   type Request,
 } from './messages.js';
-import { printablePeerText } from './peer-text.js';
-
-const CONFIG_READ_LEN = 8;
-/** Payload layout shared by ConfigRead and ConfigWrite (docs/protocol.md): the one place it is stated. */
-const CONFIG_TARGET = { address: 0, offset: 4, size: 6, reserved: 7, value: 8 } as const;
-/**
- * Where decodeRequest finds a ConfigRead's fields, counted from the start of the frame: the
- * backend's hot path reads them in place from a frame of exactly `frameLength` bytes with flags 0
- * (what decodeRequest accepts) instead of decoding a Request object.
- */
-export const CONFIG_READ_FRAME = {
-  frameLength: HEADER_SIZE + CONFIG_READ_LEN,
-  address: HEADER_SIZE + CONFIG_TARGET.address,
-  offset: HEADER_SIZE + CONFIG_TARGET.offset,
-  size: HEADER_SIZE + CONFIG_TARGET.size,
-} as const;
-/** Bytes of a ConfigRead reply frame. */
-export const CONFIG_READ_REPLY_LENGTH = HEADER_SIZE + 4;
-const CONFIG_WRITE_LEN = 12;
-const BAR_READ_LEN = 16;
-const BAR_WRITE_LEN = 24;
-const ERROR_FIXED_LEN = 8;
-/** Longest error text in UTF-8 bytes: error texts are diagnostics, not a data channel. */
-export const MAX_ERROR_MESSAGE = 1024;
 
 // ---------------------------------------------------------------- requests (frontend → backend)
 
+/** The requests writeRequest writes: all but Hello (its JSON is encoded once by encodeRequest) and the whole-device ops (device-ops-codec.ts). */
+export type StreamRequest = Exclude<Request, { type: MessageType.Hello } | DeviceOpRequest>;
+
+/**
+ * What the wire format cannot carry (the frontend refuses it before anything is sent); the backend
+ * judges everything else.
+ */
+export function checkRequest(request: Request): XpciError | undefined {
+  if (request.type !== MessageType.ConfigRead && request.type !== MessageType.ConfigWrite &&
+      request.type !== MessageType.BarRead && request.type !== MessageType.BarWrite) return undefined;
+  const { offset, size } = request;
+  if (request.type === MessageType.ConfigRead || request.type === MessageType.ConfigWrite) {
+    if (!Number.isInteger(offset) || offset < 0 || offset > 0xffff) return new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is outside 0..0xffff`);
+    if (!Number.isInteger(size) || size < 0 || size > 0xff) return new XpciError(ErrorCode.InvalidSize, `config access size ${size} is outside 0..255`);
+    if (request.type === MessageType.ConfigWrite && !(Number.isInteger(request.value) && request.value >= 0 && request.value <= 0xffffffff)) {
+      return malformed(`config write value ${request.value} is not a 32-bit unsigned integer`);
+    }
+    return undefined;
+  }
+  const { bar } = request;
+  if (!Number.isInteger(bar) || bar < 0 || bar > 0xff) return malformed(`BAR index ${bar} is invalid`);
+  if (offset < 0n || offset > U64_MAX) return new XpciError(ErrorCode.InvalidOffset, `BAR offset ${offset} is outside 64 bits`);
+  if (!Number.isInteger(size) || size < 0 || size > 0xff) return new XpciError(ErrorCode.InvalidSize, `BAR access size ${size} is outside 0..255`);
+  if (request.type === MessageType.BarWrite && !(request.value >= 0n && request.value <= U64_MAX)) {
+    return malformed(`BAR write value ${request.value} is not a 64-bit unsigned integer`);
+  }
+  return undefined;
+}
+
+const U64_MAX = 0xffffffffffffffffn;
+
+/** Bytes of the frame writeRequest writes for `request`. */
+export function requestLength(request: StreamRequest): number {
+  switch (request.type) {
+    case MessageType.ConfigRead: return HEADER_SIZE + CONFIG_READ_LENGTH;
+    case MessageType.ConfigWrite: return HEADER_SIZE + CONFIG_WRITE_LENGTH;
+    case MessageType.BarRead: return HEADER_SIZE + BAR_READ_LENGTH;
+    case MessageType.BarWrite: return HEADER_SIZE + BAR_WRITE_LENGTH;
+    case MessageType.ListDevices: return HEADER_SIZE;
+    case MessageType.Ping: return HEADER_SIZE + request.payload.length;
+  }
+}
+
+/**
+ * The one writer of every request but Hello: the frame of `request` at `at` in `target`, which has
+ * requestLength(request) bytes free there and whose fields passed checkRequest. Returns the end.
+ * The frontend writes all requests of one flush into one buffer with it; encodeRequest uses it too.
+ */
+export function writeRequest(target: Buffer, at: number, request: StreamRequest): number {
+  const length = requestLength(request);
+  if (!(Number.isInteger(at) && at >= 0 && at + length <= target.length)) {
+    throw new RangeError(`no room for a ${length}-byte request at ${at} in ${target.length} bytes`);
+  }
+  // Once per request: unchecked stores after the one bounds check above.
+  storeHeader(target, at, length, request.type, FrameFlags.None, request.id);
+  const p = at + HEADER_SIZE;
+  switch (request.type) {
+    case MessageType.ConfigRead:
+    case MessageType.ConfigWrite:
+      writeU32(target, p + CONFIG_TARGET.address, packAddress(request.address));
+      writeU16(target, p + CONFIG_TARGET.offset, request.offset);
+      target[p + CONFIG_TARGET.size] = request.size;
+      target[p + CONFIG_TARGET.reserved] = 0;
+      if (request.type === MessageType.ConfigWrite) writeU32(target, p + CONFIG_TARGET.value, request.value);
+      break;
+    case MessageType.BarRead:
+    case MessageType.BarWrite:
+      writeU32(target, p + BAR_TARGET.address, packAddress(request.address));
+      target[p + BAR_TARGET.bar] = request.bar;
+      target[p + BAR_TARGET.size] = request.size;
+      writeU16(target, p + BAR_TARGET.reserved, 0);
+      target.writeBigUInt64LE(request.offset, p + BAR_TARGET.offset);
+      if (request.type === MessageType.BarWrite) target.writeBigUInt64LE(request.value, p + BAR_TARGET.value);
+      break;
+    case MessageType.ListDevices:
+      break;
+    case MessageType.Ping:
+      target.set(request.payload, p);
+      break;
+  }
+  return at + length;
+}
+
+/** Throws the XpciError of checkRequest for fields the wire cannot carry, RangeError beyond MAX_FRAME. */
 export function encodeRequest(request: Request): Buffer {
   switch (request.type) {
     case MessageType.Hello:
       return encodeFrame(request.type, FrameFlags.None, request.id, Buffer.from(JSON.stringify(request.hello), 'utf8'));
-    case MessageType.ConfigRead: {
-      const frame = Buffer.allocUnsafe(HEADER_SIZE + CONFIG_READ_LEN);
-      const { offset, size } = request;
-      if (offset >= 0 && offset <= 0xffff && size >= 0 && size <= 0xff) {
-        // The frontend's per-request path: unchecked stores once the values are known to fit.
-        writeU32(frame, 0, MAGIC);
-        writeU32(frame, 4, frame.length);
-        writeU16(frame, 8, MessageType.ConfigRead);
-        writeU16(frame, 10, FrameFlags.None);
-        writeU32(frame, 12, request.id);
-        writeU32(frame, CONFIG_READ_FRAME.address, packAddress(request.address));
-        writeU16(frame, CONFIG_READ_FRAME.offset, offset);
-        frame[CONFIG_READ_FRAME.size] = size;
-        frame[HEADER_SIZE + 7] = 0;
-        return frame;
-      }
-      // Out-of-range values: Buffer's checked writers throw their RangeError.
-      writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
-      writeConfigTarget(frame, request.address, offset, size);
-      return frame;
-    }
-    case MessageType.ConfigWrite: {
-      const frame = Buffer.allocUnsafe(HEADER_SIZE + CONFIG_WRITE_LEN);
-      writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
-      writeConfigTarget(frame, request.address, request.offset, request.size);
-      frame.writeUInt32LE(request.value >>> 0, HEADER_SIZE + CONFIG_TARGET.value);
-      return frame;
-    }
-    case MessageType.BarRead:
-    case MessageType.BarWrite: {
-      const len = request.type === MessageType.BarRead ? BAR_READ_LEN : BAR_WRITE_LEN;
-      const frame = Buffer.allocUnsafe(HEADER_SIZE + len);
-      writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
-      frame.writeUInt32LE(packAddress(request.address), HEADER_SIZE);
-      frame.writeUInt8(request.bar, HEADER_SIZE + 4);
-      frame.writeUInt8(request.size, HEADER_SIZE + 5);
-      frame.writeUInt16LE(0, HEADER_SIZE + 6);
-      frame.writeBigUInt64LE(request.offset, HEADER_SIZE + 8);
-      if (request.type === MessageType.BarWrite) frame.writeBigUInt64LE(request.value, HEADER_SIZE + 16);
-      return frame;
-    }
-    case MessageType.ListDevices:
-      return encodeFrame(request.type, FrameFlags.None, request.id);
-    case MessageType.Ping:
-      return encodeFrame(request.type, FrameFlags.None, request.id, request.payload);
-    default:
+    case MessageType.InterruptUnmask:
+    case MessageType.DmaMap:
+    case MessageType.DmaUnmap:
+    case MessageType.DmaRead:
+    case MessageType.DmaWrite:
+    case MessageType.ResetDevice:
       return encodeDeviceOpRequest(request);
   }
-}
-
-function writeConfigTarget(frame: Buffer, address: PciAddress, offset: number, size: number): void {
-  frame.writeUInt32LE(packAddress(address), HEADER_SIZE + CONFIG_TARGET.address);
-  frame.writeUInt16LE(offset, HEADER_SIZE + CONFIG_TARGET.offset);
-  frame.writeUInt8(size, HEADER_SIZE + CONFIG_TARGET.size);
-  frame.writeUInt8(0, HEADER_SIZE + CONFIG_TARGET.reserved);
+  const invalid = checkRequest(request);
+  if (invalid) throw invalid;
+  const length = requestLength(request);
+  if (length > MAX_FRAME) throw new RangeError(`frame of ${length} bytes exceeds the ${MAX_FRAME}-byte limit`);
+  const frame = Buffer.allocUnsafe(length);
+  writeRequest(frame, 0, request);
+  return frame;
 }
 
 const malformed = (what: string): XpciError => new XpciError(ErrorCode.Malformed, what);
@@ -121,7 +156,7 @@ export function decodeRequest(frame: Frame): Request {
     case MessageType.Hello:
       return { type: MessageType.Hello, id, hello: decodeHello(payload) };
     case MessageType.ConfigRead: {
-      expectLength(frame, CONFIG_READ_LEN, 'ConfigRead');
+      expectLength(frame, CONFIG_READ_LENGTH, 'ConfigRead');
       return {
         type: MessageType.ConfigRead, id,
         address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
@@ -130,7 +165,7 @@ export function decodeRequest(frame: Frame): Request {
       };
     }
     case MessageType.ConfigWrite: {
-      expectLength(frame, CONFIG_WRITE_LEN, 'ConfigWrite');
+      expectLength(frame, CONFIG_WRITE_LENGTH, 'ConfigWrite');
       return {
         type: MessageType.ConfigWrite, id,
         address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
@@ -140,24 +175,24 @@ export function decodeRequest(frame: Frame): Request {
       };
     }
     case MessageType.BarRead: {
-      expectLength(frame, BAR_READ_LEN, 'BarRead');
+      expectLength(frame, BAR_READ_LENGTH, 'BarRead');
       return {
         type: MessageType.BarRead, id,
-        address: unpackAddress(payload.readUInt32LE(0)),
-        bar: payload.readUInt8(4),
-        size: payload.readUInt8(5),
-        offset: payload.readBigUInt64LE(8),
+        address: unpackAddress(payload.readUInt32LE(BAR_TARGET.address)),
+        bar: payload.readUInt8(BAR_TARGET.bar),
+        size: payload.readUInt8(BAR_TARGET.size),
+        offset: payload.readBigUInt64LE(BAR_TARGET.offset),
       };
     }
     case MessageType.BarWrite: {
-      expectLength(frame, BAR_WRITE_LEN, 'BarWrite');
+      expectLength(frame, BAR_WRITE_LENGTH, 'BarWrite');
       return {
         type: MessageType.BarWrite, id,
-        address: unpackAddress(payload.readUInt32LE(0)),
-        bar: payload.readUInt8(4),
-        size: payload.readUInt8(5),
-        offset: payload.readBigUInt64LE(8),
-        value: payload.readBigUInt64LE(16),
+        address: unpackAddress(payload.readUInt32LE(BAR_TARGET.address)),
+        bar: payload.readUInt8(BAR_TARGET.bar),
+        size: payload.readUInt8(BAR_TARGET.size),
+        offset: payload.readBigUInt64LE(BAR_TARGET.offset),
+        value: payload.readBigUInt64LE(BAR_TARGET.value),
       };
     }
     case MessageType.ListDevices:
@@ -203,27 +238,24 @@ function parseJsonObject(payload: Buffer, name: string): Record<string, unknown>
 // ---------------------------------------------------------------- replies and events (backend → frontend)
 
 export function encodeConfigReadReply(id: number, value: number): Buffer {
-  const frame = Buffer.allocUnsafe(CONFIG_READ_REPLY_LENGTH);
+  const frame = Buffer.allocUnsafe(CONFIG_READ_REPLY_FRAME.frameLength);
   writeConfigReadReply(frame, 0, id, value);
   return frame;
 }
 
-/** encodeConfigReadReply into `target` at `at` (CONFIG_READ_REPLY_LENGTH bytes): replies batched in one buffer. */
+/** The one writer of a ConfigRead reply, at `at` in `target` (CONFIG_READ_REPLY_FRAME.frameLength bytes): replies batched in one buffer. */
 export function writeConfigReadReply(target: Buffer, at: number, id: number, value: number): void {
-  if (!(Number.isInteger(at) && at >= 0 && at + CONFIG_READ_REPLY_LENGTH <= target.length)) {
+  const length = CONFIG_READ_REPLY_FRAME.frameLength;
+  if (!(Number.isInteger(at) && at >= 0 && at + length <= target.length)) {
     throw new RangeError(`no room for a ConfigRead reply at ${at} in ${target.length} bytes`);
   }
   // Once per config read: unchecked stores after the one bounds check above.
-  writeU32(target, at, MAGIC);
-  writeU32(target, at + 4, CONFIG_READ_REPLY_LENGTH);
-  writeU16(target, at + 8, MessageType.ConfigRead);
-  writeU16(target, at + 10, FrameFlags.Reply);
-  writeU32(target, at + 12, id);
-  writeU32(target, at + HEADER_SIZE, value);
+  storeHeader(target, at, length, MessageType.ConfigRead, FrameFlags.Reply, id);
+  writeU32(target, at + CONFIG_READ_REPLY_FRAME.value, value);
 }
 
 export function encodeBarReadReply(id: number, value: bigint): Buffer {
-  const frame = Buffer.allocUnsafe(HEADER_SIZE + 8);
+  const frame = Buffer.allocUnsafe(HEADER_SIZE + BAR_READ_REPLY_LENGTH);
   writeHeader(frame, 0, frame.length, MessageType.BarRead, FrameFlags.Reply, id);
   frame.writeBigUInt64LE(value, HEADER_SIZE);
   return frame;
@@ -244,11 +276,11 @@ export function encodePingReply(id: number, payload: Buffer): Buffer {
 /** `type` echoes the request's type (0 when the request could not be framed at all). */
 export function encodeErrorReply(type: number, id: number, error: ErrorPayload): Buffer {
   const text = truncateUtf8(Buffer.from(error.message, 'utf8'), MAX_ERROR_MESSAGE);
-  const payload = Buffer.allocUnsafe(ERROR_FIXED_LEN + text.length);
-  payload.writeUInt16LE(error.code, 0);
-  payload.writeUInt16LE(0, 2);
-  payload.writeInt32LE(error.errno | 0, 4);
-  text.copy(payload, ERROR_FIXED_LEN);
+  const payload = Buffer.allocUnsafe(ERROR_PAYLOAD.message + text.length);
+  payload.writeUInt16LE(error.code, ERROR_PAYLOAD.code);
+  payload.writeUInt16LE(0, ERROR_PAYLOAD.reserved);
+  payload.writeInt32LE(error.errno | 0, ERROR_PAYLOAD.errno);
+  text.copy(payload, ERROR_PAYLOAD.message);
   return encodeFrame(type, FrameFlags.Reply | FrameFlags.Error, id, payload);
 }
 
@@ -260,14 +292,13 @@ function truncateUtf8(text: Buffer, limit: number): Buffer {
   return text.subarray(0, end);
 }
 
-/** The JSON events (DeviceAdded, Shutdown) and DeviceRemoved; device-ops-codec.ts encodes the rest. */
 export function encodeEvent(type: MessageType, body: unknown): Buffer {
   const payload = type === MessageType.DeviceRemoved ? packedAddressPayload(body as PciAddress) : Buffer.from(JSON.stringify(body), 'utf8');
   return encodeFrame(type, FrameFlags.Event, 0, payload);
 }
 
 function packedAddressPayload(address: PciAddress): Buffer {
-  const payload = Buffer.allocUnsafe(4);
+  const payload = Buffer.allocUnsafe(DEVICE_REMOVED_LENGTH);
   payload.writeUInt32LE(packAddress(address), 0);
   return payload;
 }
@@ -279,12 +310,12 @@ export function isErrorReply(frame: Frame): boolean {
 }
 
 export function decodeErrorPayload(payload: Buffer): ErrorPayload {
-  if (payload.length < ERROR_FIXED_LEN) throw malformed(`error payload of ${payload.length} bytes is shorter than ${ERROR_FIXED_LEN}`);
+  if (payload.length < ERROR_PAYLOAD.message) throw malformed(`error payload of ${payload.length} bytes is shorter than ${ERROR_PAYLOAD.message}`);
   return {
-    code: payload.readUInt16LE(0) as ErrorCode,
-    errno: payload.readInt32LE(4),
+    code: payload.readUInt16LE(ERROR_PAYLOAD.code) as ErrorCode,
+    errno: payload.readInt32LE(ERROR_PAYLOAD.errno),
     // Untrusted text: whoever prints it gets it cut at the limit and with control characters escaped.
-    message: printablePeerText(payload.subarray(ERROR_FIXED_LEN).toString('utf8'), MAX_ERROR_MESSAGE),
+    message: printablePeerText(payload.subarray(ERROR_PAYLOAD.message).toString('utf8'), MAX_ERROR_MESSAGE),
   };
 }
 
@@ -295,12 +326,12 @@ export function errorFromReply(frame: Frame): XpciError {
 }
 
 export function decodeConfigReadReply(frame: Frame): number {
-  expectLength(frame, 4, 'ConfigRead reply');
+  expectLength(frame, CONFIG_READ_REPLY_LENGTH, 'ConfigRead reply');
   return readU32(frame.payload, 0);
 }
 
 export function decodeBarReadReply(frame: Frame): bigint {
-  expectLength(frame, 8, 'BarRead reply');
+  expectLength(frame, BAR_READ_REPLY_LENGTH, 'BarRead reply');
   return frame.payload.readBigUInt64LE(0);
 }
 
@@ -309,6 +340,6 @@ export function decodeJsonPayload<T>(frame: Frame, name: string): T {
 }
 
 export function decodeDeviceRemoved(frame: Frame): PciAddress {
-  expectLength(frame, 4, 'DeviceRemoved event');
+  expectLength(frame, DEVICE_REMOVED_LENGTH, 'DeviceRemoved event');
   return unpackAddress(frame.payload.readUInt32LE(0));
 }

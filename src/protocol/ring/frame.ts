@@ -3,7 +3,8 @@
  * arbitrary fragmentation, possibly garbage. The magic lets a receiver resynchronise after garbage
  * or a peer that died mid-frame; the length is validated before anything is buffered for it.
  */
-import { readU16, readU32 } from './bytes.js';
+import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
+import { FRAME_HEADER } from './layout.js';
 import { HEADER_SIZE, MAGIC, MAX_FRAME } from './messages.js';
 
 export interface Frame {
@@ -41,11 +42,23 @@ export function encodeFrame(type: number, flags: number, id: number, payload?: U
 
 /** For encoders that build header and payload in one allocation. */
 export function writeHeader(target: Buffer, at: number, length: number, type: number, flags: number, id: number): void {
-  target.writeUInt32LE(MAGIC, at);
-  target.writeUInt32LE(length, at + 4);
-  target.writeUInt16LE(type, at + 8);
-  target.writeUInt16LE(flags, at + 10);
-  target.writeUInt32LE(id >>> 0, at + 12);
+  if (!(Number.isInteger(at) && at >= 0 && at + HEADER_SIZE <= target.length)) {
+    throw new RangeError(`no room for a frame header at ${at} in ${target.length} bytes`);
+  }
+  storeHeader(target, at, length, type, flags, id);
+}
+
+/**
+ * The one header writer, unchecked: the caller has checked that HEADER_SIZE bytes at `at` lie in
+ * `target` (the per-request encoders check once for the whole frame). Values are stored modulo
+ * their field width.
+ */
+export function storeHeader(target: Uint8Array, at: number, length: number, type: number, flags: number, id: number): void {
+  writeU32(target, at + FRAME_HEADER.magic, MAGIC);
+  writeU32(target, at + FRAME_HEADER.length, length);
+  writeU16(target, at + FRAME_HEADER.type, type);
+  writeU16(target, at + FRAME_HEADER.flags, flags);
+  writeU32(target, at + FRAME_HEADER.id, id);
 }
 
 /**
@@ -101,7 +114,7 @@ export class FrameReader {
     const end = this.end;
     // Every field read below lies before `end`, inside `buf`.
     while (end - this.start >= 4) {
-      if (readU32(buf, this.start) !== MAGIC) {
+      if (readU32(buf, this.start + FRAME_HEADER.magic) !== MAGIC) {
         const next = buf.subarray(0, end).indexOf(MAGIC_BYTES, this.start + 1);
         // Keep a tail that may be the start of a magic split across chunks.
         const resume = next >= 0 ? next : Math.max(this.start + 1, end - 3);
@@ -111,7 +124,7 @@ export class FrameReader {
       }
       if (end - this.start < HEADER_SIZE) break;
       const at = this.start;
-      const length = readU32(buf, at + 4);
+      const length = readU32(buf, at + FRAME_HEADER.length);
       if (length < HEADER_SIZE || length > this.maxFrame) {
         // A corrupt header: step past its magic and look for the next one.
         this.noteSkip(visitor, 'bad-length', 4, `frame length ${length} outside ${HEADER_SIZE}..${this.maxFrame}`);
@@ -121,7 +134,7 @@ export class FrameReader {
       if (end - at < length) break;
       this.flushFault(visitor);
       this.start = at + length;
-      visitor.frame(buf, at, length, readU16(buf, at + 8), readU16(buf, at + 10), readU32(buf, at + 12));
+      visitor.frame(buf, at, length, readU16(buf, at + FRAME_HEADER.type), readU16(buf, at + FRAME_HEADER.flags), readU32(buf, at + FRAME_HEADER.id));
     }
     this.flushFault(visitor);
     this.compact();

@@ -2,15 +2,11 @@
  * xpci wire protocol: constants and message shapes shared by backend and frontend.
  * docs/protocol.md is the normative description; keep the two in step.
  *
- * Frame = 16-byte header + payload, little-endian:
- *   0  u32 magic   0x49435058 ("XPCI" as bytes 58 50 43 49)
- *   4  u32 length  whole frame including header, HEADER_SIZE..MAX_FRAME
- *   8  u16 type    MessageType
- *  10  u16 flags   FrameFlags
- *  12  u32 id      request id chosen by the frontend, echoed in the reply; 0 in events
+ * A frame is a HEADER_SIZE-byte header and a payload; layout.ts says where every field lies.
  */
 import type { PciAddress } from '../../pci/address.js';
 
+/** "XPCI" as the bytes 58 50 43 49. */
 export const MAGIC = 0x49435058;
 export const HEADER_SIZE = 16;
 /** Largest frame either side accepts: the handshake JSON of a full virtual bus (256 functions with
@@ -25,13 +21,13 @@ export const MAX_RING_DEPTH = 256;
 export enum MessageType {
   /** F→B: start (or restart) a session. Payload: JSON HelloRequest. Reply: JSON HelloReply. */
   Hello = 1,
-  /** F→B: payload {u32 address, u16 offset, u8 size, u8 0}. Reply: {u32 value}. */
+  /** F→B: payload CONFIG_TARGET (layout.ts) without value. Reply: the value read. */
   ConfigRead = 2,
-  /** F→B: payload {u32 address, u16 offset, u8 size, u8 0, u32 value}. Reply: empty. */
+  /** F→B: payload CONFIG_TARGET with value. Reply: empty. */
   ConfigWrite = 3,
-  /** F→B: payload {u32 address, u8 bar, u8 size, u16 0, u64 offset}. Reply: {u64 value}. */
+  /** F→B: payload BAR_TARGET without value. Reply: the value read. */
   BarRead = 4,
-  /** F→B: payload {u32 address, u8 bar, u8 size, u16 0, u64 offset, u64 value}. Reply: empty. */
+  /** F→B: payload BAR_TARGET with value. Reply: empty. */
   BarWrite = 5,
   /** F→B: empty. Reply: JSON {devices: DeviceDescriptor[], roots: string[]}. */
   ListDevices = 6,
@@ -51,7 +47,7 @@ export enum MessageType {
   ResetDevice = 13,
   /** B→F event: JSON DeviceDescriptor. */
   DeviceAdded = 0x20,
-  /** B→F event: {u32 address}. */
+  /** B→F event: the packed address. */
   DeviceRemoved = 0x21,
   /** B→F event: JSON {reason: string}. The backend closes the stream after sending it. */
   Shutdown = 0x22,

@@ -1,0 +1,25 @@
+/**
+ * The stream limits docs/protocol.md states, in one place (test/unit/protocol-doc.test.ts checks
+ * the doc against these). Frame-size and ring-depth constants are part of the handshake and live
+ * with the message definitions (messages.ts).
+ */
+
+/** Longest error text in UTF-8 bytes: error texts are diagnostics, not a data channel. */
+export const MAX_ERROR_MESSAGE = 1024;
+
+/** Garbage tolerated without a single valid frame before a backend declares the stream untrustworthy. */
+export const MAX_GARBAGE = 1024 * 1024;
+
+/**
+ * A partial frame idle this long is dropped: a peer that died mid-frame on a virtio-serial port
+ * leaves its tail in the stream, and the next frontend's Hello must not be swallowed by it.
+ */
+export const PARTIAL_FRAME_TIMEOUT_MS = 2000;
+
+/**
+ * How long a frontend waits for a Hello reply before each attempt is given up: the first entry for
+ * the first Hello, and so on. After the first second the gaps are longer than
+ * PARTIAL_FRAME_TIMEOUT_MS, so a Hello swallowed by a dead predecessor's partial frame is followed
+ * by one the backend frames correctly.
+ */
+export const HELLO_TIMEOUTS_MS: readonly number[] = [1000, 2500, 2500];
