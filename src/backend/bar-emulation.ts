@@ -110,6 +110,7 @@ export function vpciAddresses(guest: PciAddress, bars: readonly BarInfo[], rom: 
 export class BarEmulation {
   private readonly slots = new Map<number, Slot>();
   private romEnable: number;
+  private readonly initialRomEnable: number;
 
   constructor(options: BarEmulationOptions) {
     const { mode, guest, bars, rom } = options;
@@ -152,6 +153,13 @@ export class BarEmulation {
       });
       this.romEnable = options.romEnabled ? PCI_ROM_ADDRESS_ENABLE : 0;
     }
+    this.initialRomEnable = this.romEnable;
+  }
+
+  /** Back to the export-time view (after a device reset): no sizing latch, the ROM enable as found. */
+  resetView(): void {
+    for (const slot of this.slots.values()) slot.latched = false;
+    this.romEnable = this.initialRomEnable;
   }
 
   /** Offsets of the dword registers this emulation owns. */

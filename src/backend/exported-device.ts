@@ -12,12 +12,15 @@ import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_EN
 import type { PciDeviceInfo } from '../pci/device-info.js';
 import type { HostDevice, HostDeviceMethod } from '../host/device-access.js';
 import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
-import { ErrorCode, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
+import type { DeviceOpRequest } from '../protocol/ring/device-ops-codec.js';
+import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
 import { BarAccess, type BarTarget } from './bar-access.js';
 import { BarEmulation } from './bar-emulation.js';
 import { VirtualConfigSpace } from './config-policy/config-space.js';
 import { DenialLog, type DenialRecord } from './config-policy/denial-log.js';
 import { layoutConfigSpace } from './config-policy/layout.js';
+import { DeviceServices, type DeviceServicesHost, type EventSink } from './device-services.js';
+import { DmaBudget, type DmaMemoryAllocator } from './dma/dma-windows.js';
 
 export type { DenialRecord } from './config-policy/denial-log.js';
 
@@ -36,6 +39,13 @@ export interface ExportOptions {
   permissive: boolean;
   /** how the host device is opened; the sysfs back end over `sysfsRoot` by default */
   method?: HostDeviceMethod;
+  /** DMA windows: the export's budget and the memory behind windows (memfd); absent: no DMA windows */
+  dma?: {
+    budget: DmaBudget;
+    allocate: DmaMemoryAllocator;
+  };
+  /** interrupts, DMA and reset from elsewhere than the opened host device (test doubles) */
+  services?: DeviceServicesHost;
 }
 
 export interface ExportedDevice {
@@ -49,6 +59,12 @@ export interface ExportedDevice {
   configWrite(offset: number, size: number, value: number): void;
   barRead(bar: number, offset: bigint, size: number): bigint;
   barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
+  /** interrupts, DMA windows, reset; throws XpciError */
+  serveDeviceOp(request: DeviceOpRequest): Buffer;
+  /** where Interrupt and DeviceReset events go */
+  setEventSink(sink: EventSink): void;
+  /** the frontend left: free its DMA windows and interrupts, reset if it used them; notes of failed steps */
+  frontendGone(): string[];
   /** for the --json shutdown summary */
   denials(): DenialRecord[];
   /** restore changed registers (default true), unmap BARs, close files; idempotent */
@@ -65,6 +81,7 @@ class Device implements ExportedDevice {
   private readonly space: VirtualConfigSpace;
   private readonly bars: BarAccess;
   private readonly log: DenialLog;
+  private readonly services: DeviceServices;
   private released = false;
 
   constructor(
@@ -93,6 +110,13 @@ class Device implements ExportedDevice {
       denials: this.log,
     });
     this.bars = new BarAccess(host);
+    this.services = new DeviceServices({
+      host: options.services ?? host,
+      snapshot, guest, readOnly: options.readOnly,
+      budget: options.dma?.budget ?? new DmaBudget(0),
+      allocate: options.dma?.allocate,
+      resetView: () => this.space.resetView(),
+    });
   }
 
   descriptor(): DeviceDescriptor {
@@ -108,6 +132,7 @@ class Device implements ExportedDevice {
       readOnly: options.readOnly,
       permissive: options.permissive,
       bars: info.bars.map(({ index, kind, is64, prefetchable, size }) => ({ index, kind, is64, prefetchable, size })),
+      ...this.services.describe(),
     };
     if (options.mode === 'passthrough') descriptor.hostAddress = info.bdf;
     return descriptor;
@@ -117,6 +142,8 @@ class Device implements ExportedDevice {
     this.checkLive();
     this.checkConfigAccess(offset, size);
     try {
+      const emulated = this.services.configRange(offset);
+      if (emulated) return emulated.read(offset, size as 1 | 2 | 4);
       return this.space.read(offset, size as 1 | 2 | 4);
     } catch (error) {
       throw this.hostFailure(error, `config read of ${size} bytes at ${hex(offset)}`);
@@ -135,6 +162,11 @@ class Device implements ExportedDevice {
       this.deny(this.space.registerAt(offset), offset, size, READ_ONLY_EXPORT);
     }
     try {
+      const emulated = this.services.configRange(offset);
+      if (emulated) {
+        this.services.configWrite(emulated, offset, size as 1 | 2 | 4, written);
+        return;
+      }
       this.space.write(offset, size as 1 | 2 | 4, written);
     } catch (error) {
       throw this.hostFailure(error, `config write of ${size} bytes at ${hex(offset)}`);
@@ -144,6 +176,8 @@ class Device implements ExportedDevice {
   barRead(bar: number, offset: bigint, size: number): bigint {
     const target = this.authorizeBar(bar, offset, size);
     try {
+      const msix = this.services.msixFor(bar, offset, size);
+      if (msix) return msix.barRead(bar, offset, size);
       return this.bars.read(target);
     } catch (error) {
       throw this.hostFailure(error, `BAR ${bar} read of ${size} bytes at ${hex(offset)}`);
@@ -155,11 +189,35 @@ class Device implements ExportedDevice {
       throw new XpciError(ErrorCode.Malformed, `BAR write value ${value} is not a 64-bit unsigned integer`);
     }
     const target = this.authorizeBar(bar, offset, size);
+    const written = value & ((1n << BigInt(8 * size)) - 1n);
     try {
-      this.bars.write(target, value & ((1n << BigInt(8 * size)) - 1n));
+      const msix = this.services.msixFor(bar, offset, size);
+      if (msix) {
+        msix.barWrite(bar, offset, size, written);
+        return;
+      }
+      this.bars.write(target, written);
     } catch (error) {
       throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex(offset)}`);
     }
+  }
+
+  serveDeviceOp(request: DeviceOpRequest): Buffer {
+    this.checkLive();
+    try {
+      return this.services.serve(request);
+    } catch (error) {
+      throw this.hostFailure(error, `${request.type === MessageType.ResetDevice ? 'reset' : 'interrupt or DMA operation'}`);
+    }
+  }
+
+  setEventSink(sink: EventSink): void {
+    this.services.setEventSink(sink);
+  }
+
+  frontendGone(): string[] {
+    if (this.released) return [];
+    return this.services.frontendGone();
   }
 
   denials(): DenialRecord[] {
@@ -177,6 +235,8 @@ class Device implements ExportedDevice {
         failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
       }
     };
+    // Windows and interrupt routes first: the device must not reach the frontend's memory any more.
+    attempt('releasing DMA windows and interrupts', () => this.services.release());
     if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
     attempt('closing the host device', () => this.host.close());
     if (failures.length > 0) {

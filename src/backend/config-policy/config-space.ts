@@ -69,6 +69,8 @@ export class VirtualConfigSpace {
   private readonly readOnly: Uint8Array;
   /** Hardware bytes before the first write through this export, for restore(). */
   private readonly saved = new Map<number, number>();
+  /** The emulated bytes as export time set them, for resetView(). */
+  private readonly initialVirtual: Uint8Array;
 
   constructor(options: ConfigSpaceOptions) {
     const { file, layout, bars, permissive, snapshot, denials } = options;
@@ -98,6 +100,14 @@ export class VirtualConfigSpace {
       this.virtualMask.fill(0xff, offset, offset + 4);
       this.syncBar(offset);
     }
+    this.initialVirtual = Uint8Array.from(this.virtual);
+  }
+
+  /** The frontend's view back to export time (after a device reset): emulated bits and BAR registers. */
+  resetView(): void {
+    this.virtual.set(this.initialVirtual);
+    this.bars.resetView();
+    for (const offset of this.bars.offsets()) this.syncBar(offset);
   }
 
   private syncBar(offset: number): void {

@@ -98,6 +98,7 @@ export class BackendServer<D extends ManagedDevice> {
       partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS,
       warn: hooks.warn,
       onFrontendGone: () => {
+        this.frontendGone();
         if (this.options.exitOnDisconnect) void this.stop('the frontend disconnected (--exit-on-disconnect)');
       },
     });
@@ -115,7 +116,21 @@ export class BackendServer<D extends ManagedDevice> {
     for (const device of this.options.devices) this.reconciler.want(device);
     const outcome = this.reconciler.reconcile();
     this.noteAll(outcome.notes);
+    this.routeEvents(outcome.added);
     return outcome;
+  }
+
+  /** Device events go to whichever frontend is connected when they happen. */
+  private routeEvents(entries: TableEntry<D>[]): void {
+    for (const entry of entries) entry.device.setEventSink?.((frame) => this.ring.sendFrame(frame));
+  }
+
+  /** What a frontend held of each device (DMA windows, interrupts) goes with it. */
+  private frontendGone(): void {
+    for (const entry of this.reconciler.table.entries()) {
+      const notes = entry.device.frontendGone?.() ?? [];
+      this.noteAll(notes.map((note) => `${formatAddress(entry.host)}: after the frontend left: ${note}`));
+    }
   }
 
   /** Listen on the control and ring sockets; a stop() meanwhile waits for it, then removes both. */
@@ -246,6 +261,7 @@ export class BackendServer<D extends ManagedDevice> {
   private applyChange(): ReconcileOutcome<D> {
     const outcome = this.reconciler.reconcile();
     this.noteAll(outcome.notes);
+    this.routeEvents(outcome.added);
     for (const entry of outcome.removed) this.ring.sendEvent(MessageType.DeviceRemoved, entry.guest);
     for (const entry of outcome.added) this.ring.sendEvent(MessageType.DeviceAdded, entry.device.descriptor());
     return outcome;

@@ -22,6 +22,10 @@ const debug = createDebug('xpci:reconcile');
 export interface ManagedDevice extends DeviceEndpoint {
   denials(): DenialRecord[];
   release(options: { restore: boolean }): void;
+  /** Where the device's events (Interrupt, DeviceReset) go. */
+  setEventSink?(sink: (frame: Buffer) => void): void;
+  /** The frontend left: drop its DMA windows and interrupts; notes of failed steps. */
+  frontendGone?(): string[];
 }
 
 export interface HeldLock {

@@ -62,6 +62,13 @@ export class RingServer {
     frontend.socket.write(encodeEvent(type, body));
   }
 
+  /** Send an already encoded event frame (Interrupt, DeviceReset) under the same conditions as sendEvent. */
+  sendFrame(frame: Buffer): void {
+    const frontend = this.active;
+    if (!frontend || frontend.ending || !frontend.session.ready || frontend.socket.destroyed) return;
+    frontend.socket.write(frame);
+  }
+
   /** Stop accepting; tell the frontend why (Shutdown event) and close its stream. */
   close(reason: string): Promise<void> {
     this.closing = true;
