@@ -9,6 +9,7 @@
         "addon/args.cc",
         "addon/debug_log.cc",
         "addon/errors.cc",
+        "addon/file_lock.cc",
         "addon/memory_mapping.cc",
         "addon/module.cc",
         "addon/peer_credentials.cc",

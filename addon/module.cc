@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "debug_log.h"
+#include "file_lock.h"
 #include "memory_mapping.h"
 #include "peer_credentials.h"
 #include "register_file.h"
@@ -18,6 +19,7 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
                              InstanceMethod<&XpciAddon::OpenRegisterFile>("openRegisterFile"),
                              InstanceMethod<&XpciAddon::MapResource>("mapResource"),
                              InstanceMethod<&XpciAddon::PeerCredentialsOf>("peerCredentials"),
+                             InstanceMethod<&XpciAddon::LockExclusiveFd>("lockExclusive"),
                              InstanceMethod<&XpciAddon::BuildInfo>("buildInfo"),
                          });
   }
@@ -28,6 +30,8 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
   Napi::Value MapResource(const Napi::CallbackInfo& info) { return MemoryMapping::Map(info, memoryMappingClass_); }
 
   Napi::Value PeerCredentialsOf(const Napi::CallbackInfo& info) { return PeerCredentials(info); }
+
+  Napi::Value LockExclusiveFd(const Napi::CallbackInfo& info) { return LockExclusive(info); }
 
   Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

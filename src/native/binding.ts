@@ -22,7 +22,7 @@ export interface NativeError extends Error {
   code: string;
   /** errno number (0 for 'ESHORT') */
   errno: number;
-  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt'; 'load'/'store' (mapping) */
+  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt', 'flock'; 'load'/'store' (mapping) */
   syscall: string;
   path?: string;
   /** 'ESHORT' from a read: bytes actually read */
@@ -92,6 +92,12 @@ export interface NativeBinding {
   mapResource(path: string, writable: boolean, length?: number): MemoryMapping;
   /** SO_PEERCRED of a connected Unix socket fd. */
   peerCredentials(fd: number): PeerCredentials;
+  /**
+   * flock(fd, LOCK_EX | LOCK_NB): code 'EWOULDBLOCK' (EAGAIN) when another open file holds it. The
+   * kernel keeps the lock per file (a sysfs `config` file: per device) until the fd is closed, and
+   * drops it when the process dies, however it dies.
+   */
+  lockExclusive(fd: number): void;
   buildInfo(): BuildInfo;
 }
 

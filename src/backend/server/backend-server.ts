@@ -44,6 +44,10 @@ export interface BackendOptions extends ExportPolicy, SocketAccess {
   exitOnDisconnect: boolean;
   /** How long a partial frame may sit idle before it is dropped (default PARTIAL_FRAME_TIMEOUT_MS). */
   partialFrameTimeoutMs?: number;
+  /** Silent-peer and unread-reply limits (defaults in protocol/ring/limits.ts; tests shorten them). */
+  helloDeadlineMs?: number;
+  idleYieldMs?: number;
+  maxUnreadReplyBytes?: number;
 }
 
 export interface BackendHooks<D extends ManagedDevice> {
@@ -96,6 +100,9 @@ export class BackendServer<D extends ManagedDevice> {
       },
       admit: (fd) => hooks.admit(fd, options),
       partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS,
+      helloDeadlineMs: options.helloDeadlineMs,
+      idleYieldMs: options.idleYieldMs,
+      maxUnreadReplyBytes: options.maxUnreadReplyBytes,
       warn: hooks.warn,
       onFrontendGone: () => {
         this.frontendGone();

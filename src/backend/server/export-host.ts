@@ -3,10 +3,11 @@
  * reset it, ExportedDevice serves it, SO_PEERCRED admits peers. Kept apart from the reconciler so
  * the export policy can be exercised on its own.
  */
+import { parseAddress } from '../../pci/address.js';
 import { readDevice } from '../../host/sysfs/discovery.js';
 import type { ExportMode } from '../../protocol/ring/messages.js';
 import { openExportedDevice, type ExportedDevice } from '../exported-device.js';
-import { acquireDeviceLock } from '../lifecycle/device-lock.js';
+import { claimDevice } from '../lifecycle/device-claim.js';
 import { checkPeer } from '../lifecycle/peer-access.js';
 import { resetDevice } from '../lifecycle/reset.js';
 import type { ExportHost } from './export-reconciler.js';
@@ -24,7 +25,7 @@ export function createExportHost(settings: HostSettings): ExportHost<ExportedDev
   const { sysfsRoot, stateDir, mode, readOnly } = settings;
   return {
     readDevice: (address) => readDevice(sysfsRoot, address),
-    lock: (bdf) => acquireDeviceLock(stateDir, bdf),
+    lock: (bdf) => claimDevice(sysfsRoot, stateDir, parseAddress(bdf), !readOnly),
     reset: (info) => resetDevice(sysfsRoot, info),
     open: (info, guest, permissive) => openExportedDevice({ sysfsRoot, info, guest, mode, readOnly, permissive }),
   };
