@@ -9,7 +9,7 @@ import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_REVISION_ID, PCI_VENDOR_ID } from '../pci/config-header.js';
 import { deviceSelector, type DeviceIdentity } from '../pci/selector.js';
 import { ErrorCode, errorCodeName, XpciError } from '../protocol/ring/messages.js';
-import { RuntimeError } from './errors.js';
+import { RuntimeError, UsageError } from './errors.js';
 
 /** Answers that mean a backend is there but will not serve this frontend. */
 const REFUSALS = new Set([ErrorCode.Busy, ErrorCode.PermissionDenied, ErrorCode.VersionMismatch]);
@@ -92,6 +92,22 @@ export async function selectDevices(client: FrontendClient, matches: DeviceMatch
     if (matches(address, remote.descriptor ?? await readIdentity(remote))) selected.push({ address, remote });
   }
   return selected;
+}
+
+/** The exit-status paragraph of a command acting on the one function `-s` selects; `failure` says what else exits 1. */
+export function oneDeviceExitStatus(failure: string): string {
+  return `Exit status: 0 done; 1 no backend at the path, the backend refused the session, -s selects no function, or ${failure}; `
+    + '2 no -s, -s selecting more than one function, a bad selector or option.';
+}
+
+/** The one function `-s` selects, for commands that act on exactly one (bar, irq, reset). */
+export async function selectOneDevice(client: FrontendClient, matches: DeviceMatcher, selector: string, command: string): Promise<SelectedDevice> {
+  const devices = await selectDevices(client, matches);
+  if (devices.length === 0) throw new RuntimeError(`${command}: -s ${selector} selects no device`);
+  if (devices.length > 1) {
+    throw new UsageError(`${command}: -s ${selector} selects ${devices.length} devices (${devices.map((d) => formatAddress(d.address)).join(', ')}); name exactly one`);
+  }
+  return devices[0];
 }
 
 /** Vendor, device and class of a function the backend did not describe. */

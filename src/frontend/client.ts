@@ -17,7 +17,7 @@ import { constants as osConstants } from 'node:os';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
-import { packAddress, parseAddress, type PciAddress } from '../pci/address.js';
+import { formatAddress as formatAddressShort, packAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { readU32 } from '../protocol/ring/bytes.js';
 import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../protocol/ring/frame.js';
 import {
@@ -36,6 +36,13 @@ import {
 import { CONFIG_READ_REPLY_FRAME } from '../protocol/ring/layout.js';
 import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE } from '../protocol/ring/limits.js';
 import {
+  decodeDeviceResetEvent,
+  decodeDmaMapReply,
+  decodeInterruptEvent,
+  DMA_TRANSFER,
+  MAX_DMA_TRANSFER,
+} from '../protocol/ring/device-ops-codec.js';
+import {
   DEFAULT_RING_DEPTH,
   ErrorCode,
   FrameFlags,
@@ -48,6 +55,8 @@ import {
   type DeviceDescriptor,
   type ExportMode,
   type HelloReply,
+  type InterruptKind,
+  type InterruptRecord,
 } from '../protocol/ring/messages.js';
 import { validateDescriptor, validateDeviceList, validateHelloReply, type DeviceList } from '../protocol/ring/hello.js';
 import { printablePeerText } from '../protocol/ring/peer-text.js';
@@ -74,6 +83,10 @@ export interface ConnectOptions {
 export interface FrontendEvents {
   deviceAdded: [device: DeviceDescriptor];
   deviceRemoved: [address: PciAddress];
+  /** An interrupt of an exported function (docs/protocol.md §4.7). */
+  interrupt: [address: PciAddress, record: InterruptRecord];
+  /** A function was reset; its view is back to the export-time state (MSI/MSI-X off). */
+  deviceReset: [address: PciAddress];
   /** The backend is shutting down; it closes the stream next. */
   shutdown: [reason: string];
   /** The session ended; `error` is set when the stream failed rather than being closed by either side. */
@@ -91,6 +104,17 @@ interface PendingRequest {
 }
 
 const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
+/** Interrupts kept per device for waitForInterrupt until consumed; the oldest go first. */
+export const MAX_QUEUED_INTERRUPTS = 1024;
+
+export interface InterruptFilter {
+  kind?: InterruptKind;
+  vector?: number;
+}
+
+interface InterruptWaiter extends InterruptFilter {
+  resolve: (record: InterruptRecord) => void;
+}
 const ECONNRESET = osConstants.errno.ECONNRESET;
 
 /** Ids run 1..0xffffffff and wrap; 0 marks unattributed error replies. */
@@ -147,6 +171,9 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
   private refusal: XpciError | undefined;
   private readonly helloIds = new Set<number>();
   private helloWaiter: { resolve: (frame: Frame) => void; reject: (error: Error) => void } | undefined;
+  /** Interrupts not yet taken by waitForInterrupt, per packed address. */
+  private readonly interruptQueues = new Map<number, InterruptRecord[]>();
+  private readonly interruptWaiters = new Map<number, InterruptWaiter[]>();
   private readonly requestTimeoutMs: number;
   private readonly trace: RequestTrace;
 
@@ -206,6 +233,116 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
 
   barWrite(address: PciAddress, bar: number, offset: number | bigint, size: number, value: number | bigint): Promise<void> {
     return this.request<void>({ type: MessageType.BarWrite, id: 0, address, bar, offset: BigInt(offset), size, value: BigInt(value) }, expectEmpty);
+  }
+
+  /** Map a DMA window of `size` bytes (a multiple of 4096), at `iova` or where the backend chooses; resolves with its IOVA. */
+  dmaMap(address: PciAddress, size: number | bigint, iova?: bigint): Promise<bigint> {
+    const bytes = BigInt(size);
+    if (bytes <= 0n || bytes > 0xffffffffffffffffn) return Promise.reject(new XpciError(ErrorCode.InvalidSize, `DMA window size ${size} is invalid`));
+    if (iova !== undefined && (iova < 0n || iova > 0xffffffffffffffffn)) return Promise.reject(new XpciError(ErrorCode.InvalidOffset, `IOVA ${iova} is outside 64 bits`));
+    return this.request<bigint>(
+      { type: MessageType.DmaMap, id: 0, address, size: bytes, ...(iova === undefined ? {} : { iova }) },
+      decodeDmaMapReply,
+    );
+  }
+
+  dmaUnmap(address: PciAddress, iova: bigint): Promise<void> {
+    return this.request<void>({ type: MessageType.DmaUnmap, id: 0, address, iova }, expectEmpty);
+  }
+
+  /** One DmaRead of at most MAX_DMA_TRANSFER bytes (DmaWindow splits larger reads). */
+  dmaRead(address: PciAddress, iova: bigint, offset: bigint, length: number): Promise<Buffer> {
+    if (!Number.isInteger(length) || length < 1 || length > MAX_DMA_TRANSFER) {
+      return Promise.reject(new XpciError(ErrorCode.InvalidSize, `DMA read of ${length} bytes: must be 1..${MAX_DMA_TRANSFER}`));
+    }
+    return this.request<Buffer>(
+      { type: MessageType.DmaRead, id: 0, address, iova, offset, length },
+      (frame) => {
+        if (frame.payload.length !== length) throw new XpciError(ErrorCode.Malformed, `DmaRead reply of ${frame.payload.length} bytes, asked ${length}`);
+        return Buffer.from(frame.payload);
+      },
+    );
+  }
+
+  /** One DmaWrite of at most MAX_DMA_TRANSFER bytes. */
+  dmaWrite(address: PciAddress, iova: bigint, offset: bigint, data: Buffer): Promise<void> {
+    if (data.length < 1 || data.length > MAX_DMA_TRANSFER) {
+      return Promise.reject(new XpciError(ErrorCode.InvalidSize, `DMA write of ${data.length} bytes: must be 1..${MAX_DMA_TRANSFER}`));
+    }
+    return this.request<void>({ type: MessageType.DmaWrite, id: 0, address, iova, offset, data }, expectEmpty);
+  }
+
+  /** Largest DmaRead/DmaWrite this session allows: MAX_DMA_TRANSFER, or less under a smaller frame limit. */
+  get maxDmaTransfer(): number {
+    return Math.min(MAX_DMA_TRANSFER, this.maxFrame - HEADER_SIZE - DMA_TRANSFER.data);
+  }
+
+  /** Let an auto-masked INTx fire again, after servicing the device. */
+  interruptUnmask(address: PciAddress, kind: InterruptKind = 'intx', vector = 0): Promise<void> {
+    return this.request<void>({ type: MessageType.InterruptUnmask, id: 0, address, kind, vector }, expectEmpty);
+  }
+
+  /** Reset the function; the backend sends DeviceReset before its reply. */
+  resetDevice(address: PciAddress): Promise<void> {
+    return this.request<void>({ type: MessageType.ResetDevice, id: 0, address }, expectEmpty);
+  }
+
+  /**
+   * The oldest interrupt of `address` matching the filter that no earlier call took, waiting up to
+   * `timeoutMs` for one (rejects with OperationFailed/ETIMEDOUT). Interrupts received since the
+   * session started count, so an interrupt that arrives before the call is not lost.
+   */
+  waitForInterrupt(address: PciAddress, filter: InterruptFilter, timeoutMs: number): Promise<InterruptRecord> {
+    const key = packAddress(address);
+    const matches = (record: InterruptRecord): boolean =>
+      (filter.kind === undefined || record.kind === filter.kind) && (filter.vector === undefined || record.vector === filter.vector);
+    const queue = this.interruptQueues.get(key) ?? [];
+    const index = queue.findIndex(matches);
+    if (index >= 0) return Promise.resolve(queue.splice(index, 1)[0]);
+    if (this.closed) return Promise.reject(this.closedError());
+    return new Promise<InterruptRecord>((resolve, reject) => {
+      const waiters = this.interruptWaiters.get(key) ?? [];
+      this.interruptWaiters.set(key, waiters);
+      const remove = (): void => {
+        const at = waiters.indexOf(waiter);
+        if (at >= 0) waiters.splice(at, 1);
+        this.off('close', onClose);
+      };
+      const timer = setTimeout(() => {
+        remove();
+        const what = `${filter.kind === undefined ? '' : `${filter.kind} `}interrupt${filter.vector === undefined ? '' : ` on vector ${filter.vector}`}`;
+        reject(new XpciError(ErrorCode.OperationFailed, `no ${what} from ${formatAddressShort(address)} within ${timeoutMs} ms`, ETIMEDOUT));
+      }, timeoutMs);
+      const onClose = (): void => {
+        clearTimeout(timer);
+        remove();
+        reject(this.closedError());
+      };
+      const waiter: InterruptWaiter = {
+        ...filter,
+        resolve: (record) => {
+          clearTimeout(timer);
+          remove();
+          resolve(record);
+        },
+      };
+      waiters.push(waiter);
+      this.once('close', onClose);
+    });
+  }
+
+  private onInterrupt(address: PciAddress, record: InterruptRecord): void {
+    const key = packAddress(address);
+    const waiter = this.interruptWaiters.get(key)?.find((w) =>
+      (w.kind === undefined || w.kind === record.kind) && (w.vector === undefined || w.vector === record.vector));
+    if (waiter) waiter.resolve(record);
+    else {
+      const queue = this.interruptQueues.get(key) ?? [];
+      if (queue.length >= MAX_QUEUED_INTERRUPTS) queue.shift();
+      queue.push(record);
+      this.interruptQueues.set(key, queue);
+    }
+    this.emit('interrupt', address, record);
   }
 
   /** Ask the backend for the current device list; also refreshes devices() and roots. */
@@ -475,6 +612,18 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
           const address = decodeDeviceRemoved(frame);
           this.deviceMap.delete(packAddress(address));
           this.emit('deviceRemoved', address);
+          break;
+        }
+        case MessageType.Interrupt: {
+          const { address, record } = decodeInterruptEvent(frame);
+          this.onInterrupt(address, record);
+          break;
+        }
+        case MessageType.DeviceReset: {
+          const address = decodeDeviceResetEvent(frame);
+          // Interrupts from before the reset belong to a device state that is gone.
+          this.interruptQueues.delete(packAddress(address));
+          this.emit('deviceReset', address);
           break;
         }
         case MessageType.Shutdown: {

@@ -1,6 +1,8 @@
 /** The xpci frontend: a dependency-light library (no native addon) that any VM with Node can use. */
 export { connect, FrontendClient, type ConnectOptions, type DeviceList, type FrontendEvents } from './client.js';
 export { RemoteDevice } from './remote-device.js';
+export { DmaWindow } from './dma-window.js';
+export type { InterruptKind, InterruptRecord } from '../protocol/ring/messages.js';
 export { scanBus, describeScanMismatch, parseRoot, type ScanResult } from './scan.js';
 export { ConnectError, Transport, type TransportKind } from './transport.js';
 export { openTransport } from './open-transport.js';

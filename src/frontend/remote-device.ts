@@ -4,8 +4,9 @@
  */
 import type { PciAddress } from '../pci/address.js';
 import type { ConfigWidth, ConfigWriter } from '../pci/config-reader.js';
-import type { DeviceDescriptor } from '../protocol/ring/messages.js';
+import type { DeviceDescriptor, InterruptKind, InterruptRecord } from '../protocol/ring/messages.js';
 import type { FrontendClient } from './client.js';
+import { DmaWindow } from './dma-window.js';
 
 /** Conventional config space: what any PCI function has, when the backend did not describe it. */
 const CONVENTIONAL_CONFIG_SIZE = 256;
@@ -36,5 +37,32 @@ export class RemoteDevice implements ConfigWriter {
 
   barWrite(bar: number, offset: number | bigint, size: number, value: number | bigint): Promise<void> {
     return this.client.barWrite(this.address, bar, offset, size, value);
+  }
+
+  /** A DMA window of `size` bytes (a multiple of 4096) the device reaches at the returned `iova`. */
+  async mapDma(size: number, options: { iova?: bigint } = {}): Promise<DmaWindow> {
+    const iova = await this.client.dmaMap(this.address, size, options.iova);
+    const { client, address } = this;
+    return new DmaWindow({
+      read: (at, offset, length) => client.dmaRead(address, at, offset, length),
+      write: (at, offset, data) => client.dmaWrite(address, at, offset, data),
+      unmap: (at) => client.dmaUnmap(address, at),
+    }, iova, size, this.client.maxDmaTransfer);
+  }
+
+  /** The next interrupt (of `kind`/`vector` when given) not yet taken, within `timeoutMs`. */
+  waitForInterrupt(options: { kind?: InterruptKind; vector?: number; timeoutMs: number }): Promise<InterruptRecord> {
+    const { timeoutMs, ...filter } = options;
+    return this.client.waitForInterrupt(this.address, filter, timeoutMs);
+  }
+
+  /** INTx: let the auto-masked line fire again once the device is serviced. */
+  unmaskInterrupt(): Promise<void> {
+    return this.client.interruptUnmask(this.address, 'intx', 0);
+  }
+
+  /** Reset the function (FLR, PM or bus reset as the host kernel decides). */
+  reset(): Promise<void> {
+    return this.client.resetDevice(this.address);
   }
 }

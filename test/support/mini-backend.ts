@@ -20,6 +20,7 @@ import {
   encodeJsonReply,
   encodePingReply,
 } from '../../src/protocol/ring/codec.js';
+import { encodeDmaMapReply, encodeDmaReadReply } from '../../src/protocol/ring/device-ops-codec.js';
 import {
   ErrorCode,
   MessageType,
@@ -235,10 +236,34 @@ export class MiniBackend {
         else bar.data.writeUIntLE(Number(request.value % 2n ** BigInt(8 * request.size)), offset, request.size);
         return encodeEmptyReply(MessageType.BarWrite, request.id);
       }
-      default:
-        throw new XpciError(ErrorCode.NotImplemented, `the mini backend does not serve ${MessageType[request.type]}`);
+      case MessageType.DmaMap: {
+        this.device(request.address);
+        const iova = request.iova ?? 0x10_0000n + BigInt(this.dmaWindows.size) * 0x100_0000n;
+        this.dmaWindows.set(iova, Buffer.alloc(Number(request.size)));
+        return encodeDmaMapReply(request.id, iova);
+      }
+      case MessageType.DmaUnmap:
+        if (!this.dmaWindows.delete(request.iova)) throw new XpciError(ErrorCode.InvalidOffset, 'no such window');
+        return encodeEmptyReply(request.type, request.id);
+      case MessageType.DmaRead:
+      case MessageType.DmaWrite: {
+        const window = this.dmaWindows.get(request.iova);
+        const length = request.type === MessageType.DmaRead ? request.length : request.data.length;
+        if (!window || request.offset + BigInt(length) > BigInt(window.length)) throw new XpciError(ErrorCode.InvalidOffset, 'outside the window');
+        const at = Number(request.offset);
+        if (request.type === MessageType.DmaRead) return encodeDmaReadReply(request.id, window.subarray(at, at + length));
+        window.set(request.data, at);
+        return encodeEmptyReply(request.type, request.id);
+      }
+      case MessageType.InterruptUnmask:
+      case MessageType.ResetDevice:
+        this.device(request.address);
+        return encodeEmptyReply(request.type, request.id);
     }
   }
+
+  /** DMA windows the mini backend holds, by IOVA (plain memory: no device reaches them). */
+  readonly dmaWindows = new Map<bigint, Buffer>();
 
   private device(address: { domain: number; bus: number; device: number; function: number }): MiniDevice {
     const device = this.devices.get(packAddress(address));

@@ -4,8 +4,8 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatAddress } from '../../pci/address.js';
-import { RuntimeError, UsageError } from '../errors.js';
-import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs } from '../frontend-connection.js';
+import { UsageError } from '../errors.js';
+import { frontendOptions, parseSelection, requestFailure, selectOneDevice, withFrontend, type FrontendArgs } from '../frontend-connection.js';
 import { BarSpecError, formatBarValue, parseBarOperation, type BarOperation } from '../bar-spec.js';
 
 interface BarArgs extends FrontendArgs {
@@ -70,12 +70,7 @@ export const barCommand: CommandModule<object, BarArgs> = {
       }
     });
     await withFrontend(args, 'bar', async (client) => {
-      const devices = await selectDevices(client, matches);
-      if (devices.length === 0) throw new RuntimeError(`bar: -s ${args.s} selects no device`);
-      if (devices.length > 1) {
-        throw new UsageError(`bar: -s ${args.s} selects ${devices.length} devices (${devices.map((d) => formatAddress(d.address)).join(', ')}); name exactly one`);
-      }
-      const [{ address, remote }] = devices;
+      const { address, remote } = await selectOneDevice(client, matches, args.s, 'bar');
       for (const op of operations) {
         const where = `${formatAddress(address)} BAR${op.bar} offset 0x${op.offset.toString(16)} (${op.width} bytes)`;
         try {

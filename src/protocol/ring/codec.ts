@@ -4,7 +4,7 @@
  */
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
-import { decodeDeviceOpRequest, encodeDeviceOpRequest, type DeviceOpRequest } from './device-ops-codec.js';
+import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, writeDeviceOpPayload } from './device-ops-codec.js';
 import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
 import {
   BAR_READ_LENGTH,
@@ -35,14 +35,23 @@ import {
 
 // ---------------------------------------------------------------- requests (frontend → backend)
 
-/** The requests writeRequest writes: all but Hello (its JSON is encoded once by encodeRequest) and the whole-device ops (device-ops-codec.ts). */
-export type StreamRequest = Exclude<Request, { type: MessageType.Hello } | DeviceOpRequest>;
+/** The requests writeRequest writes: all but Hello (its JSON is encoded once by encodeRequest). */
+export type StreamRequest = Exclude<Request, { type: MessageType.Hello }>;
 
 /**
  * What the wire format cannot carry (the frontend refuses it before anything is sent); the backend
  * judges everything else.
  */
 export function checkRequest(request: Request): XpciError | undefined {
+  switch (request.type) {
+    case MessageType.InterruptUnmask:
+    case MessageType.DmaMap:
+    case MessageType.DmaUnmap:
+    case MessageType.DmaRead:
+    case MessageType.DmaWrite:
+    case MessageType.ResetDevice:
+      return checkDeviceOpRequest(request);
+  }
   if (request.type !== MessageType.ConfigRead && request.type !== MessageType.ConfigWrite &&
       request.type !== MessageType.BarRead && request.type !== MessageType.BarWrite) return undefined;
   const { offset, size } = request;
@@ -75,6 +84,7 @@ export function requestLength(request: StreamRequest): number {
     case MessageType.BarWrite: return HEADER_SIZE + BAR_WRITE_LENGTH;
     case MessageType.ListDevices: return HEADER_SIZE;
     case MessageType.Ping: return HEADER_SIZE + request.payload.length;
+    default: return HEADER_SIZE + deviceOpPayloadLength(request);
   }
 }
 
@@ -114,6 +124,8 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
     case MessageType.Ping:
       target.set(request.payload, p);
       break;
+    default:
+      writeDeviceOpPayload(target.subarray(p, at + length), request);
   }
   return at + length;
 }
@@ -123,13 +135,6 @@ export function encodeRequest(request: Request): Buffer {
   switch (request.type) {
     case MessageType.Hello:
       return encodeFrame(request.type, FrameFlags.None, request.id, Buffer.from(JSON.stringify(request.hello), 'utf8'));
-    case MessageType.InterruptUnmask:
-    case MessageType.DmaMap:
-    case MessageType.DmaUnmap:
-    case MessageType.DmaRead:
-    case MessageType.DmaWrite:
-    case MessageType.ResetDevice:
-      return encodeDeviceOpRequest(request);
   }
   const invalid = checkRequest(request);
   if (invalid) throw invalid;

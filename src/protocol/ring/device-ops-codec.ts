@@ -50,47 +50,87 @@ function kindOf(code: number, what: string): InterruptKind {
   return kind;
 }
 
-function frameWith(request: DeviceOpRequest, length: number): { frame: Buffer; payload: Buffer } {
-  const frame = Buffer.alloc(HEADER_SIZE + length);
-  writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
-  const payload = frame.subarray(HEADER_SIZE);
-  payload.writeUInt32LE(packAddress(request.address), 0);
-  return { frame, payload };
+/** Payload bytes of `request`. */
+export function deviceOpPayloadLength(request: DeviceOpRequest): number {
+  switch (request.type) {
+    case MessageType.InterruptUnmask: return INTERRUPT_UNMASK.length;
+    case MessageType.DmaMap: return DMA_MAP.length;
+    case MessageType.DmaUnmap: return DMA_UNMAP.length;
+    case MessageType.DmaRead: return DMA_TRANSFER.data;
+    case MessageType.DmaWrite: return DMA_TRANSFER.data + request.data.length;
+    case MessageType.ResetDevice: return RESET_DEVICE.length;
+  }
 }
 
-export function encodeDeviceOpRequest(request: DeviceOpRequest): Buffer {
+const U64_MAX = 0xffffffffffffffffn;
+const fitsU64 = (value: bigint): boolean => typeof value === 'bigint' && value >= 0n && value <= U64_MAX;
+
+/** What the wire cannot carry (the frontend refuses it before sending); the backend judges the rest. */
+export function checkDeviceOpRequest(request: DeviceOpRequest): XpciError | undefined {
   switch (request.type) {
-    case MessageType.InterruptUnmask: {
-      const { frame, payload } = frameWith(request, INTERRUPT_UNMASK.length);
-      payload.writeUInt8(kindCode(request.kind), INTERRUPT_UNMASK.kind);
-      payload.writeUInt16LE(request.vector, INTERRUPT_UNMASK.vector);
-      return frame;
+    case MessageType.InterruptUnmask:
+      if (!INTERRUPT_KINDS.includes(request.kind)) return malformed(`interrupt kind ${String(request.kind)} is not intx, msi or msix`);
+      if (!Number.isInteger(request.vector) || request.vector < 0 || request.vector > 0xffff) return new XpciError(ErrorCode.InvalidOffset, `vector ${request.vector} is outside 0..65535`);
+      return undefined;
+    case MessageType.DmaMap:
+      if (!fitsU64(request.size)) return new XpciError(ErrorCode.InvalidSize, `DMA window size ${request.size} is outside 64 bits`);
+      if (request.iova !== undefined && !fitsU64(request.iova)) return new XpciError(ErrorCode.InvalidOffset, `IOVA ${request.iova} is outside 64 bits`);
+      return undefined;
+    case MessageType.DmaUnmap:
+      return fitsU64(request.iova) ? undefined : new XpciError(ErrorCode.InvalidOffset, `IOVA ${request.iova} is outside 64 bits`);
+    case MessageType.DmaRead:
+    case MessageType.DmaWrite: {
+      if (!fitsU64(request.iova) || !fitsU64(request.offset)) return new XpciError(ErrorCode.InvalidOffset, 'DMA IOVA or offset outside 64 bits');
+      const length = request.type === MessageType.DmaRead ? request.length : request.data.length;
+      if (!Number.isInteger(length) || length < 0 || length > MAX_DMA_TRANSFER) {
+        return new XpciError(ErrorCode.InvalidSize, `DMA transfer of ${length} bytes: at most ${MAX_DMA_TRANSFER}`);
+      }
+      return undefined;
     }
-    case MessageType.DmaMap: {
-      const { frame, payload } = frameWith(request, DMA_MAP.length);
+    case MessageType.ResetDevice:
+      return undefined;
+  }
+}
+
+/** The payload of `request` into `payload` (deviceOpPayloadLength bytes); fields passed checkDeviceOpRequest. */
+export function writeDeviceOpPayload(payload: Buffer, request: DeviceOpRequest): void {
+  payload.writeUInt32LE(packAddress(request.address), 0);
+  switch (request.type) {
+    case MessageType.InterruptUnmask:
+      payload[INTERRUPT_UNMASK.kind] = INTERRUPT_KINDS.indexOf(request.kind);
+      payload[INTERRUPT_UNMASK.reserved] = 0;
+      payload.writeUInt16LE(request.vector, INTERRUPT_UNMASK.vector);
+      return;
+    case MessageType.DmaMap:
       payload.writeUInt32LE(request.iova === undefined ? 0 : DMA_MAP_FIXED_IOVA, DMA_MAP.flags);
       payload.writeBigUInt64LE(request.size, DMA_MAP.size);
       payload.writeBigUInt64LE(request.iova ?? 0n, DMA_MAP.iova);
-      return frame;
-    }
-    case MessageType.DmaUnmap: {
-      const { frame, payload } = frameWith(request, DMA_UNMAP.length);
+      return;
+    case MessageType.DmaUnmap:
+      payload.writeUInt32LE(0, DMA_UNMAP.reserved);
       payload.writeBigUInt64LE(request.iova, DMA_UNMAP.iova);
-      return frame;
-    }
+      return;
     case MessageType.DmaRead:
     case MessageType.DmaWrite: {
       const data = request.type === MessageType.DmaWrite ? request.data : undefined;
-      const { frame, payload } = frameWith(request, DMA_TRANSFER.data + (data?.length ?? 0));
       payload.writeUInt32LE(data ? data.length : (request as { length: number }).length, DMA_TRANSFER.length);
       payload.writeBigUInt64LE(request.iova, DMA_TRANSFER.iova);
       payload.writeBigUInt64LE(request.offset, DMA_TRANSFER.offset);
       if (data) payload.set(data, DMA_TRANSFER.data);
-      return frame;
+      return;
     }
     case MessageType.ResetDevice:
-      return frameWith(request, RESET_DEVICE.length).frame;
+      return;
   }
+}
+
+export function encodeDeviceOpRequest(request: DeviceOpRequest): Buffer {
+  const invalid = checkDeviceOpRequest(request);
+  if (invalid) throw invalid;
+  const frame = Buffer.alloc(HEADER_SIZE + deviceOpPayloadLength(request));
+  writeHeader(frame, 0, frame.length, request.type, FrameFlags.None, request.id);
+  writeDeviceOpPayload(frame.subarray(HEADER_SIZE), request);
+  return frame;
 }
 
 function expectPayload(frame: Frame, length: number, name: string): Buffer {
