@@ -1,11 +1,13 @@
 /**
- * `npm run bench [-- --json] [--pin] [--device BDF] [--runs N] [--run-ms MS]`: the figures of
- * issue 4, all measured in one run, printed as one table (or one JSON object):
+ * `npm run bench [-- --json] [--pin] [--device BDF] [--runs N] [--run-ms MS]`: the performance
+ * figures, all measured in one run, printed as one table (or one JSON object):
  * - genuine config reads through the ring (1 and 64 in flight) of a real device of this machine,
- *   exported --read-only, against a direct pread of the same register (the addon's RegisterFile);
+ *   exported --read-only, against a direct pread of the same register (the addon's RegisterFile)
+ *   and against a C reference built in the same run (bench/c-reference.c: a socketpair ping-pong
+ *   around the same pread);
  * - the same reads against a fixture-backed device (a regular file: the transport cost alone);
  * - a full `-xxx` dump of every exported device against `lspci -xxx -s` of the same devices;
- * - backend RSS;
+ * - backend RSS with eight exported fixture devices;
  * - the transport floor: a bare Node-to-Node Unix-socket ping-pong with the same frame sizes.
  * Targets are compared to the measured ratios and reported PASS/MISS: this is a report, not a test.
  * It never writes to a real device: this machine's devices are only exported read-only and only read.
@@ -20,8 +22,9 @@ import { native } from '../src/native/binding.js';
 import { parseAddress, type PciAddress } from '../src/pci/address.js';
 import { encodeRequest } from '../src/protocol/ring/codec.js';
 import { MessageType } from '../src/protocol/ring/messages.js';
-import { createFuzzFixture, MAIN_DEVICE } from '../test/support/fuzz-fixture.js';
 import { startBackend, stateDirFor, type BackendChild } from './backend.js';
+import { buildCReference, runCReference } from './c-reference.js';
+import { createBenchFixture, FIXTURE_DEVICE_COUNT, MAIN_DEVICE } from './fixture.js';
 import { spawnReady, type Child } from './children.js';
 import { exportableHostDevices } from './host-devices.js';
 import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
@@ -51,7 +54,7 @@ interface Target {
   /** "<=" or ">=" */
   relation: '<=' | '>=';
   goal: number;
-  unit: 'x' | 'ops/s';
+  unit: 'x' | 'ops/s' | 'MiB';
   pass: boolean | null;
 }
 
@@ -121,6 +124,11 @@ class Bench {
     return measured;
   }
 
+  /** A figure measured outside `measure` (the C reference times its own runs). */
+  record(name: string, measured: Measured): void {
+    this.figures.set(name, measured);
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all(this.children.map((c) => c.stop()));
   }
@@ -155,7 +163,7 @@ async function main(): Promise<number> {
   }
   const bench = new Bench(options);
   const work = mkdtempSync(join(tmpdir(), 'xpci-bench-'));
-  const fixture = createFuzzFixture(join(work, 'sysfs'));
+  const { tree: fixture, devices: fixtureDevices } = createBenchFixture(join(work, 'sysfs'));
   const clients: FrontendClient[] = [];
   let fixtureBackend: BackendChild | undefined;
   let genuineBackend: BackendChild | undefined;
@@ -178,13 +186,14 @@ async function main(): Promise<number> {
 
     // 2. Fixture-backed device: the ring's own cost (config reads of a regular file).
     fixtureBackend = await startBackend({
-      devices: [MAIN_DEVICE], socket: join(work, 'fixture.sock'), stateDir: stateDirFor(work, 'fixture'), mode: 'vpci',
+      devices: fixtureDevices, socket: join(work, 'fixture.sock'), stateDir: stateDirFor(work, 'fixture'), mode: 'vpci',
       readOnly: false, sysfsRoot: fixture.root, pinCpu,
     });
     bench.track(fixtureBackend.child);
     const fixtureClient = await connect(fixtureBackend.socket, { client: 'xpci bench' });
     clients.push(fixtureClient);
-    const fixtureAddress = parseAddress(fixtureBackend.devices[0].guest);
+    if (fixtureBackend.devices.length !== FIXTURE_DEVICE_COUNT) throw new Error(`the fixture backend exported ${fixtureBackend.devices.length} of ${FIXTURE_DEVICE_COUNT} devices`);
+    const fixtureAddress = parseAddress(fixtureBackend.devices.find((d) => d.host === MAIN_DEVICE)!.guest);
     await ringReads(bench, 'fixture', fixtureClient, fixtureAddress, fixtureBackend.child.pid);
     // The same reads from a bare client (no frontend library): what the backend alone costs.
     await fixtureClient.close();
@@ -216,6 +225,13 @@ async function main(): Promise<number> {
       } finally {
         file.close();
       }
+      const reference = buildCReference(work);
+      if ('error' in reference) {
+        bench.notes.push(`no C reference: ${reference.error}`);
+      } else {
+        const samples = runCReference(reference.binary, target.configPath, REGISTER, options.runMs, options.runs, pinCpu);
+        bench.record('cReference1', { ...figure(samples, 1), placement: { cpus: {} }, placementText: pinCpu === undefined ? 'unpinned' : `pinned to CPU ${pinCpu}` });
+      }
       genuineBackend = await startBackend({
         devices: host.map((d) => d.bdf), socket: join(work, 'genuine.sock'), stateDir: stateDirFor(work, 'genuine'), mode: 'passthrough',
         readOnly: true, pinCpu,
@@ -243,10 +259,11 @@ async function main(): Promise<number> {
   const f = (name: string): Measured | undefined => bench.figures.get(name);
   const ratio = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : a / b);
   const targets: Target[] = [
-    target('genuine read through the ring (1 in flight) vs direct pread', ratio(f('genuine1')?.usPerOp, f('pread')?.usPerOp), '<=', 1.5, 'x'),
+    target('genuine read through the ring (1 in flight) vs the C reference', ratio(f('genuine1')?.usPerOp, f('cReference1')?.usPerOp), '<=', 1.3, 'x'),
     target('genuine reads, 64 in flight: throughput vs direct pread', ratio(f('genuine64')?.opsPerSec, f('pread')?.opsPerSec), '>=', 0.9, 'x'),
     target('fixture round trip (1 in flight) vs bare ping-pong', ratio(f('fixture1')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), '<=', 1.25, 'x'),
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
+    target(`backend RSS with ${FIXTURE_DEVICE_COUNT} exported fixture devices`, rss.fixtureBackend === undefined ? null : rss.fixtureBackend / 1024, '<=', 64, 'MiB'),
   ];
   // A ring read is at least a pread plus a socket round trip: the best ratio this run allows.
   const floorRatio = ratio(sum(f('pread')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), f('pread')?.usPerOp);
@@ -272,7 +289,7 @@ async function main(): Promise<number> {
 
 const sum = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a + b);
 
-function target(name: string, measured: number | null, relation: '<=' | '>=', goal: number, unit: 'x' | 'ops/s'): Target {
+function target(name: string, measured: number | null, relation: '<=' | '>=', goal: number, unit: Target['unit']): Target {
   const pass = measured === null ? null : relation === '<=' ? measured <= goal : measured >= goal;
   return { name, measured: measured === null ? null : round(measured), relation, goal, unit, pass };
 }
@@ -293,6 +310,7 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
     ['fixtureRaw1', '  same, bare client instead of the frontend library, 1 in flight'],
     ['fixtureRaw64', '  same, bare client instead of the frontend library, 64 in flight'],
     ['pread', 'genuine register: direct pread (addon RegisterFile)'],
+    ['cReference1', 'genuine register: C socketpair ping-pong around the same pread'],
     ['genuine1', 'genuine register: ConfigRead through the ring, 1 in flight'],
     ['genuine64', 'genuine register: ConfigRead through the ring, 64 in flight'],
   ];
@@ -319,11 +337,11 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
   }
   out.push('');
   const mib = (k: number | undefined): string => (k === undefined ? 'n/a' : `${(k / 1024).toFixed(1)} MiB`);
-  out.push(`backend RSS: fixture export ${mib(rss.fixtureBackend)}, read-only export of this machine's devices ${mib(rss.genuineBackend)}`);
+  out.push(`backend RSS: fixture export of ${FIXTURE_DEVICE_COUNT} devices ${mib(rss.fixtureBackend)}, read-only export of this machine's devices ${mib(rss.genuineBackend)}`);
   out.push('');
   out.push(`${pad('target', w)} ${lpad('measured', 12)} ${lpad('target', 12)}   result`);
   for (const t of targets) {
-    const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : ops(n));
+    const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : t.unit === 'MiB' ? `${n.toFixed(1)} MiB` : ops(n));
     out.push(`${pad(t.name, w)} ${lpad(t.measured === null ? 'n/a' : fmt(t.measured), 12)} ${lpad(`${t.relation === '<=' ? '<=' : '>='} ${fmt(t.goal)}`, 12)}   ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'}`);
   }
   if (floorRatio !== null) {

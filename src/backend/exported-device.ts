@@ -19,6 +19,7 @@ import { BarEmulation } from './bar-emulation.js';
 import { VirtualConfigSpace } from './config-policy/config-space.js';
 import { DenialLog, type DenialRecord } from './config-policy/denial-log.js';
 import { layoutConfigSpace } from './config-policy/layout.js';
+import { hex0x } from '../pci/hex.js';
 import { DeviceServices, type DeviceServicesHost, type EventSink } from './device-services.js';
 import { DmaBudget, type DmaMemoryAllocator } from './dma/dma-windows.js';
 
@@ -74,7 +75,6 @@ export interface ExportedDevice {
 const MIN_CONFIG_SIZE = 64;
 const READ_ONLY_EXPORT = 'read-only export: config writes and BAR access are refused';
 
-const hex = (value: number | bigint): string => `0x${value.toString(16)}`;
 
 class Device implements ExportedDevice {
   private readonly configSize: number;
@@ -98,9 +98,16 @@ class Device implements ExportedDevice {
       throw new XpciError(ErrorCode.OperationFailed, `${info.bdf}: only ${snapshot.length} bytes of config space are readable`);
     }
     this.log = new DenialLog(`${info.bdf} (frontend ${where})`);
+    this.services = new DeviceServices({
+      host: options.services ?? host,
+      snapshot, guest, readOnly: options.readOnly,
+      budget: options.dma?.budget ?? new DmaBudget(0),
+      allocate: options.dma?.allocate,
+      resetView: () => this.space.resetView(),
+    });
     this.space = new VirtualConfigSpace({
       file,
-      layout: layoutConfigSpace(this.configSize, snapshot),
+      layout: layoutConfigSpace(this.configSize, snapshot, { dma: this.services.busMasterAllowed }),
       bars: new BarEmulation({
         mode: options.mode, guest, bars: info.bars, rom: info.rom,
         romEnabled: (snapshot[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE) !== 0,
@@ -110,13 +117,6 @@ class Device implements ExportedDevice {
       denials: this.log,
     });
     this.bars = new BarAccess(host);
-    this.services = new DeviceServices({
-      host: options.services ?? host,
-      snapshot, guest, readOnly: options.readOnly,
-      budget: options.dma?.budget ?? new DmaBudget(0),
-      allocate: options.dma?.allocate,
-      resetView: () => this.space.resetView(),
-    });
   }
 
   descriptor(): DeviceDescriptor {
@@ -146,7 +146,7 @@ class Device implements ExportedDevice {
       if (emulated) return emulated.read(offset, size as 1 | 2 | 4);
       return this.space.read(offset, size as 1 | 2 | 4);
     } catch (error) {
-      throw this.hostFailure(error, `config read of ${size} bytes at ${hex(offset)}`);
+      throw this.hostFailure(error, `config read of ${size} bytes at ${hex0x(offset)}`);
     }
   }
 
@@ -169,7 +169,7 @@ class Device implements ExportedDevice {
       }
       this.space.write(offset, size as 1 | 2 | 4, written);
     } catch (error) {
-      throw this.hostFailure(error, `config write of ${size} bytes at ${hex(offset)}`);
+      throw this.hostFailure(error, `config write of ${size} bytes at ${hex0x(offset)}`);
     }
   }
 
@@ -180,7 +180,7 @@ class Device implements ExportedDevice {
       if (msix) return msix.barRead(bar, offset, size);
       return this.bars.read(target);
     } catch (error) {
-      throw this.hostFailure(error, `BAR ${bar} read of ${size} bytes at ${hex(offset)}`);
+      throw this.hostFailure(error, `BAR ${bar} read of ${size} bytes at ${hex0x(offset)}`);
     }
   }
 
@@ -198,7 +198,7 @@ class Device implements ExportedDevice {
       }
       this.bars.write(target, written);
     } catch (error) {
-      throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex(offset)}`);
+      throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex0x(offset)}`);
     }
   }
 
@@ -251,9 +251,9 @@ class Device implements ExportedDevice {
   private checkConfigAccess(offset: number, size: number): void {
     if (size !== 1 && size !== 2 && size !== 4) throw new XpciError(ErrorCode.InvalidSize, `config access size ${size}: must be 1, 2 or 4`);
     if (!Number.isInteger(offset) || offset < 0) throw new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is not a non-negative integer`);
-    if (offset % size !== 0) throw new XpciError(ErrorCode.Misaligned, `config offset ${hex(offset)} is not a multiple of ${size}`);
+    if (offset % size !== 0) throw new XpciError(ErrorCode.Misaligned, `config offset ${hex0x(offset)} is not a multiple of ${size}`);
     if (offset + size > this.configSize) {
-      throw new XpciError(ErrorCode.InvalidOffset, `config access of ${size} bytes at ${hex(offset)} ends past the config size ${hex(this.configSize)}`);
+      throw new XpciError(ErrorCode.InvalidOffset, `config access of ${size} bytes at ${hex0x(offset)} ends past the config size ${hex0x(this.configSize)}`);
     }
   }
 

@@ -2,6 +2,8 @@
  * `xpci bar` operation syntax: BAR:OFFSET[.b|.w|.l|.q][=VALUE]. BAR is the index 0-5, OFFSET and
  * VALUE are hex (0x optional, as setpci), the width defaults to .l. Errors say what was expected.
  */
+import { hex0x } from '../pci/hex.js';
+
 export type BarWidth = 1 | 2 | 4 | 8;
 
 export interface BarOperation {
@@ -15,6 +17,8 @@ export interface BarOperation {
 
 export class BarSpecError extends Error {
   override readonly name = 'BarSpecError';
+  /** A malformed BAR operation is bad command-line input: the CLI exits with status 2. */
+  readonly exitStatus = 2;
 }
 
 const WIDTHS: Record<string, BarWidth> = { b: 1, w: 2, l: 4, q: 8 };
@@ -47,5 +51,5 @@ export function parseBarOperation(text: string): BarOperation {
 
 /** A BAR value as `xpci bar` prints it: 0x and two hex digits per byte of the width. */
 export function formatBarValue(width: BarWidth, value: bigint): string {
-  return `0x${value.toString(16).padStart(width * 2, '0')}`;
+  return hex0x(value, width * 2);
 }

@@ -2,6 +2,7 @@
  * PCI function addresses ("BDF"): parsing, formatting and the packed form used on the wire.
  * Accepted input: `BB:DD.F`, `DDDD:BB:DD.F` (hex). Domain is 16 bits, as in sysfs on x86.
  */
+import { hex } from './hex.js';
 
 export interface PciAddress {
   readonly domain: number;
@@ -12,6 +13,8 @@ export interface PciAddress {
 
 export class AddressError extends Error {
   override readonly name = 'AddressError';
+  /** A malformed address is bad command-line input: the CLI exits with status 2. */
+  readonly exitStatus = 2;
 }
 
 const BDF_PATTERN = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/;
@@ -30,7 +33,6 @@ export function parseAddress(text: string): PciAddress {
   return address;
 }
 
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 /** `0000:06:01.0`: the sysfs directory name. */
 export function formatAddress(a: PciAddress): string {

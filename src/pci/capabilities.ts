@@ -7,6 +7,7 @@ import {
   PCI_CAPABILITY_LIST, PCI_CB_CAPABILITY_LIST, PCI_CFG_SPACE_SIZE, PCI_HEADER_TYPE, PCI_HEADER_TYPE_CARDBUS,
   PCI_HEADER_TYPE_MASK, PCI_STATUS, PCI_STATUS_CAP_LIST, PCI_STD_HEADER_SIZE,
 } from './config-header.js';
+import { hex } from './hex.js';
 
 export type CapabilityKind = 'standard' | 'extended';
 
@@ -49,7 +50,6 @@ export const EXTENDED_CAPABILITY_NAMES: Readonly<Record<number, string>> = {
   0x2a: '32GT', 0x2b: 'AltProto', 0x2c: 'SFI', 0x2e: 'DOE', 0x30: 'IDE', 0x31: '64GT',
 };
 
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 export const capabilityName = (id: number): string => CAPABILITY_NAMES[id] ?? `#${hex(id, 2)}`;
 export const extendedCapabilityName = (id: number): string => EXTENDED_CAPABILITY_NAMES[id] ?? `ECAP ${hex(id, 4)}`;
@@ -107,11 +107,6 @@ export function walkExtendedCapabilities(config: Uint8Array): CapabilityWalk {
     if (next < PCI_CFG_SPACE_SIZE) return { capabilities, stop: 'into-header', stopOffset: next };
     offset = next;
   }
-}
-
-/** Both lists, standard first. */
-export function allCapabilities(config: Uint8Array): Capability[] {
-  return [...walkCapabilities(config).capabilities, ...walkExtendedCapabilities(config).capabilities];
 }
 
 /** The `instance`-th (0-based) capability with this id, as setpci's `CAP_xx@n` selects it. */

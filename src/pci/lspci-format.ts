@@ -6,7 +6,7 @@
  *    capability names),
  *  - the `-x` / `-xxx` / `-xxxx` hex dumps in the exact format `lspci -F` reads back.
  */
-import { formatAddress, compareAddresses, type PciAddress } from './address.js';
+import { formatAddress, formatShortAddress, compareAddresses, type PciAddress } from './address.js';
 import type { BarInfo } from './device-info.js';
 import { walkCapabilities, walkExtendedCapabilities, type Capability, type CapabilityWalk } from './capabilities.js';
 import {
@@ -30,6 +30,7 @@ import {
   PCI_CB_MEMORY_LIMIT_0, PCI_CB_SEC_STATUS, PCI_STATUS_SIG_SYSTEM_ERROR,
 } from './config-header.js';
 import { classText, pciIds, progIfText, subsystemText, vendorDeviceText, type NameMode, type PciIds } from './pci-ids.js';
+import { hex } from './hex.js';
 
 /** What the one-line description needs (PciDeviceInfo has these fields). */
 export interface DeviceSummary {
@@ -71,7 +72,6 @@ export interface LspciOptions {
   ids?: PciIds;
 }
 
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 const flag = (value: number, bit: number): string => (value & bit ? '+' : '-');
 const byteAt = (config: Uint8Array, offset: number): number => config[offset] ?? 0xff;
 const wordAt = (config: Uint8Array, offset: number): number => byteAt(config, offset) | (byteAt(config, offset + 1) << 8);
@@ -87,10 +87,6 @@ export function identityFromConfig(address: PciAddress, config: Uint8Array): Dev
     classCode: dwordAt(config, PCI_REVISION_ID) >>> 8,
     revision: config[PCI_REVISION_ID],
   };
-}
-
-function slotName(address: PciAddress, domains: boolean): string {
-  return domains ? formatAddress(address) : `${hex(address.bus, 2)}:${hex(address.device, 2)}.${address.function}`;
 }
 
 /**
@@ -117,7 +113,7 @@ export function deviceText(identity: DeviceSummary, options: LspciOptions = {}):
  * The domain shows with `domains` (-D), or when it is not 0.
  */
 export function describeDevice(identity: DeviceSummary, options: LspciOptions = {}): string {
-  return `${slotName(identity.address, options.domains ?? identity.address.domain !== 0)} ${deviceText(identity, options)}`;
+  return `${(options.domains ?? identity.address.domain !== 0) ? formatAddress(identity.address) : formatShortAddress(identity.address)} ${deviceText(identity, options)}`;
 }
 
 /** How many bytes `-x` levels show: the header (128 for CardBus), 256, or 4096 when readable. */

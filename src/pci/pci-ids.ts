@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import createDebug from 'debug';
+import { hex } from './hex.js';
 
 const debug = createDebug('xpci:pci-ids');
 
@@ -28,7 +29,6 @@ interface VendorBlock { name: string; devices: Map<number, DeviceEntry> }
 interface ClassBlock { name: string; subclasses: Map<number, { name: string; progIfs: Map<number, string> }> }
 
 const subsystemKey = (vendor: number, device: number): number => vendor * 0x10000 + device;
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 /** Read a plain or gzip-compressed file; libpci's gzopen accepts both. */
 function readIdsFile(path: string): string {

@@ -6,6 +6,7 @@
  */
 import { findCapability, walkCapabilities, walkExtendedCapabilities, type CapabilityKind } from './capabilities.js';
 import { PCI_CFG_SPACE_EXP_SIZE, PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK } from './config-header.js';
+import { hex } from './hex.js';
 
 export type RegisterWidth = 1 | 2 | 4;
 
@@ -25,6 +26,8 @@ export interface CapabilityRegisterName {
 
 export class RegisterSpecError extends Error {
   override readonly name = 'RegisterSpecError';
+  /** A malformed register operation is bad command-line input: the CLI exits with status 2. */
+  readonly exitStatus = 2;
 }
 
 const T0 = 1 << 0;
@@ -120,7 +123,6 @@ export interface ResolvedRegister {
 }
 
 const WIDTH_MAX: Record<RegisterWidth, number> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 /** Register value as setpci prints it: 2, 4 or 8 lowercase hex digits. */
 export function formatRegisterValue(width: RegisterWidth, value: number): string {

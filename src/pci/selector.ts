@@ -7,6 +7,8 @@ import type { PciAddress } from './address.js';
 
 export class SelectorError extends Error {
   override readonly name = 'SelectorError';
+  /** A malformed selector is bad command-line input: the CLI exits with status 2. */
+  readonly exitStatus = 2;
 }
 
 /** null = any value */

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfigImage, createFixtureTree, type FixtureDeviceSpec, type FixtureTree } from './fixture-sysfs.js';
-import { RawClient, replyError } from './frontend-stub.js';
+import { RawClient, replyError } from './raw-client.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { decodeConfigReadReply } from '../../src/protocol/ring/codec.js';
 import { MessageType } from '../../src/protocol/ring/messages.js';

@@ -1,6 +1,6 @@
 /**
  * `npm run fuzz -- [--frames N] [--seed S] [--mode vpci|passthrough] [--no-idle] [--no-pin] [--json]`: the long
- * fuzz run of the backend (issue 5 item 6). Prints progress, frames/s and every finding; exits 1
+ * fuzz run of the backend. Prints progress, frames/s and every finding; exits 1
  * when there is a finding. Replay a run with its seed.
  */
 import { parseArgs } from 'node:util';

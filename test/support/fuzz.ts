@@ -21,7 +21,7 @@ import { FrameReader, type Frame } from '../../src/protocol/ring/frame.js';
 import { decodeErrorPayload, encodeRequest } from '../../src/protocol/ring/codec.js';
 import { ErrorCode, HEADER_SIZE, MessageType, XpciError, errorCodeName, type ExportMode } from '../../src/protocol/ring/messages.js';
 import { formatAddress, packAddress, parseAddress } from '../../src/pci/address.js';
-import { allCapabilities } from '../../src/pci/capabilities.js';
+import { walkCapabilities, walkExtendedCapabilities } from '../../src/pci/capabilities.js';
 import { layoutConfigSpace } from '../../src/backend/config-policy/layout.js';
 import { connect as connectFrontend } from '../../src/frontend/index.js';
 import { Random } from './fuzz-random.js';
@@ -171,7 +171,7 @@ function modelDevices(fixture: FixtureTree, guests: Map<string, string>): Device
     const guestText = guests.get(spec.address);
     if (!guestText) throw new Error(`the backend did not export ${spec.address}`);
     const guest = parseAddress(guestText);
-    const caps = allCapabilities(original).map((c) => c.offset);
+    const caps = [...walkCapabilities(original).capabilities, ...walkExtendedCapabilities(original).capabilities].map((c) => c.offset);
     const resourceSizes = new Map<string, number>();
     for (const bar of spec.bars ?? []) {
       const path = join(fixture.deviceDir(spec.address), `resource${bar.index}`);

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { RawClient, replyError } from '../support/frontend-stub.js';
+import { RawClient, replyError } from '../support/raw-client.js';
 import { plain, readValue, startBackend } from '../support/backend-harness.js';
 import { buildConfigImage } from '../support/fixture-sysfs.js';
 import { parseAddress } from '../../src/pci/address.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createFixtureTree } from '../support/fixture-sysfs.js';
 import { DEVICES, plain, read, readValue, startBackend, type Harness } from '../support/backend-harness.js';
-import { RawClient, replyError } from '../support/frontend-stub.js';
+import { RawClient, replyError } from '../support/raw-client.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { decodeConfigReadReply, decodeDeviceRemoved, decodeJsonPayload, encodeRequest } from '../../src/protocol/ring/codec.js';
 import { encodeFrame } from '../../src/protocol/ring/frame.js';

@@ -37,13 +37,13 @@ class MemoryDevice implements DeviceEndpoint {
   barWrite(): void { throw new XpciError(ErrorCode.AccessDenied, 'no BARs'); }
 }
 
-function setup(): { session: FrontendSession; bugs: unknown[]; device: MemoryDevice } {
+function setup(): { session: FrontendSession; bugs: unknown[]; device: MemoryDevice; context: SessionContext } {
   const table = new DeviceTable<DeviceEndpoint>('vpci');
   const device = new MemoryDevice('0000:00:00.0', 0x8086);
   table.insert(parseAddress('06:01.0'), table.place(parseAddress('06:01.0')), device);
   const bugs: unknown[] = [];
   const context: SessionContext = { mode: 'vpci', table, requestLog: RequestTrace.forBackend(false), reportBug: (e) => bugs.push(e) };
-  return { session: new FrontendSession(context), bugs, device };
+  return { session: new FrontendSession(context), bugs, device, context };
 }
 
 function framesOf(reply: Buffer | null): Frame[] {
@@ -103,6 +103,16 @@ describe('handshake', () => {
     assert.equal(decodeJsonPayload<HelloReply>(frames[0], 'hello').ringDepth, 40);
     assert.equal(decodeConfigReadReply(frames[1]), 0x8086);
     assert.equal(session.ringDepth, 40);
+  });
+
+  test('a new Hello on an established session tells the backend the previous frontend is gone; the first does not', () => {
+    const { session, context } = setup();
+    let restarts = 0;
+    context.sessionRestarted = () => { restarts++; };
+    session.receive(hello(1, 64));
+    assert.equal(restarts, 0);
+    session.receive(hello(2, 64));
+    assert.equal(restarts, 1);
   });
 });
 

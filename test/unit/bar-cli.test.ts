@@ -68,7 +68,7 @@ describe('xpci bar against the mini backend', () => {
     assert.match(two.stderr, /selects 2 devices \(0000:00:00\.0, 0000:00:01\.0\); name exactly one/);
     const syntax = await runXpci(['bar', '--connect', '/nonexistent/xpci.sock', '-s', '00.0', '0:3.l']);
     assert.equal(syntax.status, 2);
-    assert.match(syntax.stderr, /^xpci: bar: BAR operation '0:3\.l': offset 0x3 is not aligned/);
+    assert.match(syntax.stderr, /^xpci: BAR operation '0:3\.l': offset 0x3 is not aligned/);
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * The policy over real devices' config spaces (pciutils' test dumps, when present): real and broken
+ * The policy over real devices' config spaces (pciutils' test dumps, test/fixtures/pciutils-dumps): real and broken
  * capability chains, PCIe extended space (bridges are never exported). For each device: reads equal the dump outside
  * emulated bits; all-ones and all-zeros dword writes over the header, the capabilities and the
  * first extended capabilities change only permitted bits or nothing; release restores the dump.
@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatAddress, unpackAddress } from '../../src/pci/address.js';
 import { readDevice } from '../../src/host/sysfs/discovery.js';
@@ -17,13 +17,12 @@ import { ErrorCode, XpciError } from '../../src/protocol/ring/messages.js';
 import { openExportedDevice } from '../../src/backend/exported-device.js';
 import { layoutConfigSpace } from '../../src/backend/config-policy/layout.js';
 import { createFixtureTree } from '../support/fixture-sysfs.js';
+import { PCIUTILS_DUMPS, pciutilsDumpFiles } from '../support/repository.js';
 
-const CORPUS = '/work/shared/corpus/pciutils-dumps';
-
-test('the policy holds on every device of the pciutils dump corpus', { skip: !existsSync(CORPUS) && 'corpus not present' }, () => {
+test('the policy holds on every device of the pciutils dump corpus', () => {
   const images: Uint8Array[] = [];
-  for (const name of readdirSync(CORPUS).sort()) {
-    for (const dumped of parseLspciDump(readFileSync(join(CORPUS, name), 'utf8'), name)) {
+  for (const name of pciutilsDumpFiles()) {
+    for (const dumped of parseLspciDump(readFileSync(join(PCIUTILS_DUMPS, name), 'utf8'), name)) {
       if (dumped.config.length < 64) continue; // partial dumps
       if (dumped.config[0x0b] === 0x06 || (dumped.config[0x0e] & 0x7f) !== 0) continue; // bridges are never exported
       const image = new Uint8Array(dumped.config.length > 256 ? 4096 : 256);

@@ -14,6 +14,8 @@ import { ErrorCode, XpciError } from '../../src/protocol/ring/messages.js';
 import { openExportedDevice, type ExportedDevice } from '../../src/backend/exported-device.js';
 import { layoutConfigSpace, type PlacedField } from '../../src/backend/config-policy/layout.js';
 import { buildConfigImage, createFixtureTree, type FixtureBar, type FixtureTree } from '../support/fixture-sysfs.js';
+import { DmaBudget } from '../../src/backend/dma/dma-windows.js';
+import { fakeDmaMemory, fakeHost } from '../support/fake-host-services.js';
 
 const ENDPOINT = '0000:00:04.0';
 
@@ -94,11 +96,13 @@ describe('config policy table, row by row, on fixture devices', () => {
 
   const infos = new Map<string, ReturnType<typeof readDevice>>();
   /** A fresh export of `address` over the given config image (the file is rewritten first). */
-  const open = (address: string, image: Uint8Array, permissive: boolean): ExportedDevice => {
+  /** `dma`: the device as the VFIO back end with an IOMMU offers it (bus mastering allowed). */
+  const open = (address: string, image: Uint8Array, permissive: boolean, dma = false): ExportedDevice => {
     writeSync(fdOf(address), image, 0, image.length, 0);
     if (!infos.has(address)) infos.set(address, readDevice(tree.root, parseAddress(address)));
     const info = infos.get(address)!;
-    return openExportedDevice({ sysfsRoot: tree.root, info, guest: parseAddress(address), mode: 'passthrough', readOnly: false, permissive });
+    const services = dma ? { services: fakeHost({ interrupts: {} }), dma: { budget: new DmaBudget(), allocate: fakeDmaMemory().allocate } } : {};
+    return openExportedDevice({ sysfsRoot: tree.root, info, guest: parseAddress(address), mode: 'passthrough', readOnly: false, permissive, ...services });
   };
 
   const fileBytes = (address: string): Buffer => {
@@ -320,8 +324,21 @@ describe('config policy table, row by row, on fixture devices', () => {
     }
   });
 
+  test('command register: bus master only with DMA through an IOMMU, even when permissive', () => {
+    for (const permissive of [false, true]) {
+      const dev = open(ENDPOINT, images[ENDPOINT], permissive);
+      try {
+        expectDenied(() => dev.configWrite(0x04, 2, 0x0006), `bus master without an IOMMU${permissive ? ' (permissive)' : ''}`);
+        assert.equal(fileBytes(ENDPOINT).readUInt16LE(0x04) & 0x0004, 0);
+        dev.configWrite(0x04, 2, 0x0002);
+      } finally {
+        dev.release({ restore: false });
+      }
+    }
+  });
+
   test('command register: decode off is view-only, other bits filtered unless permissive (literal values)', () => {
-    const dev = open(ENDPOINT, images[ENDPOINT], false);
+    const dev = open(ENDPOINT, images[ENDPOINT], false, true);
     try {
       dev.configWrite(0x04, 2, 0x0007);
       assert.equal(fileBytes(ENDPOINT).readUInt16LE(0x04), 0x0007);

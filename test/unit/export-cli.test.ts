@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildConfigImage, createFixtureTree, type FixtureDeviceSpec } from '../support/fixture-sysfs.js';
-import { RawClient, replyError } from '../support/frontend-stub.js';
+import { RawClient, replyError } from '../support/raw-client.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { decodeConfigReadReply } from '../../src/protocol/ring/codec.js';
 import { MessageType } from '../../src/protocol/ring/messages.js';

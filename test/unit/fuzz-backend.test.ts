@@ -1,5 +1,5 @@
 /**
- * CI-sized fuzz run of the real backend (issue 5 item 6): tens of thousands of random and mutated
+ * CI-sized fuzz run of the real backend: tens of thousands of random and mutated
  * frames against `xpci export --sysfs-root <fixture>`. The backend must never crash, answer every
  * frame as docs/protocol.md says, never write a fixture byte the register table forbids, restore
  * what it changed at shutdown, and still serve a valid frontend afterwards. The long run is

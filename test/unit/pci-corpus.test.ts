@@ -5,18 +5,18 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseLspciDump, type DumpedDevice } from '../../src/pci/lspci-dump.js';
 import { formatDevices } from '../../src/pci/lspci-format.js';
 import { walkCapabilities, walkExtendedCapabilities } from '../../src/pci/capabilities.js';
 import { formatAddress } from '../../src/pci/address.js';
+import { PCIUTILS_DUMPS, pciutilsDumpFiles } from '../support/repository.js';
 
-const CORPUS = '/work/shared/corpus/pciutils-dumps';
 const haveLspci = spawnSync('lspci', ['--version']).status === 0;
-const skip = !existsSync(CORPUS) ? `corpus ${CORPUS} not present` : !haveLspci ? 'lspci not installed' : false;
-const files = skip ? [] : readdirSync(CORPUS).sort();
+const skip = !haveLspci ? 'lspci not installed' : false;
+const files = pciutilsDumpFiles();
 const scratch = mkdtempSync(join(tmpdir(), 'xpci-corpus-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -42,10 +42,14 @@ function ourCapabilityOffsets(device: DumpedDevice): number[] {
 /** pciutils 3.9 in dump mode decodes the upper half of a 64-bit BAR as one more region (a known quirk). */
 const dumpModeQuirk = (line: string): boolean => /^\t(Memory at|I\/O ports at) <unassigned>/.test(line);
 
+test('the pciutils dumps are in the repository', () => {
+  assert.ok(files.length >= 40, `${files.length} dump files in ${PCIUTILS_DUMPS}`);
+});
+
 describe('pciutils dump corpus', { skip }, () => {
   for (const file of files) {
     test(file, () => {
-      const path = join(CORPUS, file);
+      const path = join(PCIUTILS_DUMPS, file);
       const devices = parseLspciDump(readFileSync(path, 'utf8'), file);
       const sorted = [...devices].sort((a, b) => formatAddress(a.address).localeCompare(formatAddress(b.address)));
       const verbose = lspci('-F', path, '-D', '-v');

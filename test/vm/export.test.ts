@@ -82,6 +82,9 @@ describe('xpci export in the QEMU guest', { skip: unavailable !== null && announ
   });
 
   test('edu\'s liveness register inverts through xpci bar', async () => {
+    // BAR access needs memory decode on in the frontend's view: turned on here, whatever ran before.
+    const decode = await xpci(`setpci --connect ${SOCKET} -s 00:01.0 COMMAND=0x0002:0x0002`);
+    assert.equal(decode.exitCode, 0, decode.stderr);
     const r = await xpci(`bar --connect ${SOCKET} -s 00:01.0 0:0.l 0:4.l=0x12345678 0:4.l`);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['0x010000ed', '0xedcba987']);

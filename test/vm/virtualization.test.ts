@@ -1,6 +1,5 @@
 /**
- * Config-space virtualization and BAR policy on a real kernel's device (issue 5, "In the QEMU
- * guest"): inside one guest, `xpci export` serves the driverless edu at 00:10.0 (vPCI 00:00.0) and
+ * Config-space virtualization and BAR policy on a real kernel's device, in the QEMU guest: inside one guest, `xpci export` serves the driverless edu at 00:10.0 (vPCI 00:00.0) and
  * the edu behind the bridge, 01:03.0, as a per-device permissive export (vPCI 00:01.0); the
  * frontend CLI works against it while the guest's own lspci/setpci/devmem show what the hardware
  * really holds. The test cases share that one export and run in order (the last one stops it and

@@ -16,6 +16,7 @@ import type { DenialLog } from './denial-log.js';
 import type { ConfigLayout } from './layout.js';
 import { registerName } from './layout.js';
 import { UNLISTED_RULE } from './rules.js';
+import { hex0x } from '../../pci/hex.js';
 
 export interface ConfigSpaceOptions {
   file: ConfigAccess;
@@ -35,7 +36,6 @@ interface Refusal {
   reason: string;
 }
 
-const hex = (value: number, width = 2): string => `0x${value.toString(16).padStart(width, '0')}`;
 
 /** Split [start, end) into naturally aligned accesses of 4, 2 or 1 bytes. */
 function alignedPieces(start: number, end: number): { offset: number; width: 1 | 2 | 4 }[] {
@@ -190,9 +190,9 @@ export class VirtualConfigSpace {
 
     if (refusals.length > 0) {
       for (const r of refusals) this.denials.record(r.register, r.offset, r.size, r.reason);
-      const details = refusals.map((r) => (r.bits !== 0 ? `${r.register} (bits ${hex(r.bits, 2 * Math.min(r.size, 4))}): ${r.reason}` : r.reason));
+      const details = refusals.map((r) => (r.bits !== 0 ? `${r.register} (bits ${hex0x(r.bits, 2 * Math.min(r.size, 4))}): ${r.reason}` : r.reason));
       throw new XpciError(ErrorCode.AccessDenied,
-        `config write of ${hex(value, 2 * size)} at ${hex(offset)} (${size} byte${size > 1 ? 's' : ''}) refused, nothing written: ${details.join('; ')}`);
+        `config write of ${hex0x(value, 2 * size)} at ${hex0x(offset, 2)} (${size} byte${size > 1 ? 's' : ''}) refused, nothing written: ${details.join('; ')}`);
     }
 
     for (const { start, end, field } of groups) {

@@ -8,9 +8,10 @@
 import { walkCapabilities, walkExtendedCapabilities } from '../../pci/capabilities.js';
 import { PCI_CFG_SPACE_SIZE } from '../../pci/config-header.js';
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
+import { hex, hex0x } from '../../pci/hex.js';
 
 /** One row placed at an absolute offset. */
 export interface PlacedField {
@@ -35,14 +36,13 @@ export interface ConfigLayout {
   readonly masks: Readonly<Record<MaskClass, Uint8Array>>;
 }
 
-const hex2 = (value: number): string => value.toString(16).padStart(2, '0');
 
 /**
  * The layout of a type-0 header's config space (the only header type exported).
  * `snapshot`: the config bytes readable at export time (may be shorter than `configSize` for a
  * non-root reader: capabilities beyond it are then unknown, i.e. unlisted).
  */
-export function layoutConfigSpace(configSize: number, snapshot: Uint8Array): ConfigLayout {
+export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, options: { dma?: boolean } = {}): ConfigLayout {
   const fields: PlacedField[] = [];
   const fieldOf = new Int16Array(configSize).fill(-1);
   const masks = Object.fromEntries(MASK_CLASSES.map((c) => [c, new Uint8Array(configSize)])) as Record<MaskClass, Uint8Array>;
@@ -67,12 +67,13 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array): Con
     }
   };
 
-  for (const rule of HEADER_RULES) place(rule, rule.offset, rule.size as number, rule.name, configSize);
+  const header = options.dma ? HEADER_RULES.map((rule) => (rule.offset === DMA_COMMAND_RULE.offset ? DMA_COMMAND_RULE : rule)) : HEADER_RULES;
+  for (const rule of header) place(rule, rule.offset, rule.size as number, rule.name, configSize);
 
   const standard = walkCapabilities(snapshot).capabilities;
   const extended = configSize > PCI_CFG_SPACE_SIZE ? walkExtendedCapabilities(snapshot).capabilities : [];
   for (const cap of standard) {
-    const at = `@0x${hex2(cap.offset)}`;
+    const at = `@0x${hex(cap.offset, 2)}`;
     for (const rule of CAPABILITY_HEADER_RULES) place(rule, cap.offset + rule.offset, rule.size as number, `${cap.name} ${rule.name} ${at}`, PCI_CFG_SPACE_SIZE);
     const known = CAPABILITY_RULES.find((c) => c.id === cap.id);
     if (known === undefined) continue;
@@ -84,7 +85,7 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array): Con
   }
   for (const cap of extended) {
     const rule = EXTENDED_CAPABILITY_HEADER_RULE;
-    place(rule, cap.offset, rule.size as number, `${cap.name} ${rule.name} @0x${cap.offset.toString(16)}`, configSize);
+    place(rule, cap.offset, rule.size as number, `${cap.name} ${rule.name} @${hex0x(cap.offset)}`, configSize);
   }
   return { size: configSize, fields, fieldOf, masks };
 }
@@ -93,5 +94,5 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array): Con
 export function registerName(layout: ConfigLayout, offset: number): string {
   const index = layout.fieldOf[offset];
   if (index >= 0) return layout.fields[index].name;
-  return `register 0x${(offset & ~3).toString(16).padStart(2, '0')} (unlisted)`;
+  return `register ${hex0x(offset & ~3, 2)} (unlisted)`;
 }

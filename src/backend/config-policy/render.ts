@@ -4,14 +4,13 @@
  * and the table disagree; `node dist/src/backend/config-policy/update-security-doc.js` re-renders it.
  */
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DELIVERED_INTERRUPT_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
+import { hex0x } from '../../pci/hex.js';
 
 export const POLICY_TABLE_BEGIN = '<!-- policy-table:begin (rendered from src/backend/config-policy/rules.ts; do not edit by hand) -->';
 export const POLICY_TABLE_END = '<!-- policy-table:end -->';
-
-const hex = (value: number, digits: number): string => `0x${value.toString(16).padStart(digits, '0')}`;
 
 function widthOf(rule: FieldRule): number {
   return typeof rule.size === 'number' ? rule.size : 4;
@@ -34,7 +33,7 @@ function writeCell(rule: FieldRule): string {
   const digits = 2 * widthOf(rule);
   const parts: string[] = [];
   const add = (mask: number | undefined, text: string): void => {
-    if (mask) parts.push(`${hex(mask >>> 0, digits)} ${text}`);
+    if (mask) parts.push(`${hex0x(mask >>> 0, digits)} ${text}`);
   };
   if (rule === UNLISTED_RULE) return 'any write **refused**, even of the value read (unknown semantics: the write itself may act)';
   add(rule.pass, 'to hardware');
@@ -54,14 +53,14 @@ function permissiveCell(rule: FieldRule): string {
   const digits = 2 * widthOf(rule);
   const parts: string[] = [];
   if (rule === UNLISTED_RULE) return 'to hardware as written';
-  if (rule.permissive) parts.push(`${hex(rule.permissive, digits)} to hardware`);
+  if (rule.permissive) parts.push(`${hex0x(rule.permissive, digits)} to hardware`);
   const clearable = (rule.rw1c ?? 0) & ~(rule.hide ?? 0);
-  if (clearable) parts.push(`${hex(clearable, digits)} 1 clears in hardware`);
+  if (clearable) parts.push(`${hex0x(clearable, digits)} 1 clears in hardware`);
   return parts.length > 0 ? parts.join('; ') : 'same';
 }
 
 function offsetCell(rule: FieldRule, relative: boolean): string {
-  const at = `${relative ? '+' : ''}${hex(rule.offset, 2)}`;
+  const at = `${relative ? '+' : ''}${hex0x(rule.offset, 2)}`;
   return typeof rule.size === 'number' ? at : `${at}–end`;
 }
 
@@ -92,12 +91,16 @@ export function renderPolicyTable(): string {
     ...table(CAPABILITY_HEADER_RULES, true),
   ];
   for (const cap of CAPABILITY_RULES) {
-    out.push('', `#### ${cap.name} capability (ID ${hex(cap.id, 2)}; every instance)`, '', ...table(cap.rows, true));
+    out.push('', `#### ${cap.name} capability (ID ${hex0x(cap.id, 2)}; every instance)`, '', ...table(cap.rows, true));
   }
   out.push(
     '', '#### Every extended capability (0x100 and up)', '', ...table([EXTENDED_CAPABILITY_HEADER_RULE], true),
     '', '#### Everything else: unknown capability bodies and device-specific registers in 0x40–0xff, all of 0x100–0xfff but the headers', '',
     ...table([UNLISTED_RULE], true),
+    '', '#### Devices held through VFIO with an IOMMU (descriptor `dma`): the Command row instead of the one above', '',
+    ...table([DMA_COMMAND_RULE], false),
+    '', '#### MSI and MSI-X of devices whose interrupts the backend delivers (descriptor `interrupts`), instead of the rows above', '',
+    ...table(DELIVERED_INTERRUPT_RULES, true),
     '', POLICY_TABLE_END,
   );
   return out.join('\n');

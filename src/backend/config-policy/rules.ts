@@ -60,15 +60,29 @@ const IDENTITY = 'identity and layout fields are read-only';
 const HARDWARE = 'hardware value';
 const HARDWARE_STATUS_BITS = 'error bits are the host\'s to clear: write 1 to clear only with --permissive';
 
+const COMMAND: FieldRule = {
+  offset: 0x04, size: 2, name: 'Command',
+  reads: 'hardware value; I/O and memory decode (0x0003) from the frontend\'s own view',
+  decode: 0x0003, permissive: 0x07f8,
+  refused: 'only I/O and memory decode are frontend-controlled (others with --permissive); bus master only on a device with DMA through an IOMMU (VFIO); reserved bits are read-only',
+};
+
+/**
+ * The Command row of a device the backend holds through VFIO with an IOMMU (descriptor `dma`):
+ * bus master passes to the hardware both ways, since the device's DMA can reach nothing but the
+ * frontend's DMA windows. Without an IOMMU bus mastering would let the device read and write any
+ * host memory, so it stays read-only there (COMMAND), even with --permissive.
+ */
+export const DMA_COMMAND_RULE: FieldRule = {
+  ...COMMAND,
+  pass: 0x0004,
+  refused: 'only I/O decode, memory decode and bus master are frontend-controlled (others with --permissive); reserved bits are read-only',
+};
+
 const COMMON_HEADER: readonly FieldRule[] = [
   { offset: 0x00, size: 2, name: 'Vendor ID', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x02, size: 2, name: 'Device ID', reads: HARDWARE, refused: IDENTITY },
-  {
-    offset: 0x04, size: 2, name: 'Command',
-    reads: 'hardware value; I/O and memory decode (0x0003) from the frontend\'s own view',
-    pass: 0x0004, decode: 0x0003, permissive: 0x07f8,
-    refused: 'only I/O decode, memory decode and bus master are frontend-controlled (others with --permissive); reserved bits are read-only',
-  },
+  COMMAND,
   {
     offset: 0x06, size: 2, name: 'Status', reads: HARDWARE,
     rw1c: 0xf900, ignore: 0x06ff,
@@ -142,6 +156,31 @@ const msiLength = (config: Uint8Array, offset: number): number => {
   const masking = (control & 0x0100) !== 0;
   return (is64 ? 14 : 10) + (masking ? 10 : 0);
 };
+
+/**
+ * MSI and MSI-X of a device whose interrupts the backend delivers (descriptor `interrupts`): the
+ * frontend's own registers, kept by backend/interrupts/ (msi-capability.ts, msix-table.ts) instead
+ * of the rows of CAPABILITY_RULES. Documentation rows: the mask engine never evaluates them.
+ */
+export const DELIVERED_INTERRUPT_RULES: readonly FieldRule[] = [
+  {
+    offset: 2, size: 2, name: 'MSI Message Control',
+    reads: 'the frontend\'s view: MSI Enable and Multiple Message Enable as it wrote them, the hardware\'s capability bits',
+    emulate: 0x0071, refused: 'enabling more vectors than the device offers, or changing the capability bits',
+  },
+  {
+    offset: 4, size: 'rest', name: 'MSI Address, Data, Mask Bits',
+    reads: 'the frontend\'s view (never the host\'s values); Pending Bits: interrupts held for masked vectors',
+    emulate: 0xffffffff, refused: 'Pending Bits and reserved bits are read-only',
+  },
+  {
+    offset: 2, size: 2, name: 'MSI-X Message Control',
+    reads: 'the frontend\'s view: MSI-X Enable and Function Mask as it wrote them, the hardware table size',
+    emulate: 0xc000, refused: 'the table size is read-only',
+  },
+  { offset: 4, size: 4, name: 'MSI-X Table Offset/BIR', reads: HARDWARE, refused: 'the table location is read-only' },
+  { offset: 8, size: 4, name: 'MSI-X PBA Offset/BIR', reads: HARDWARE, refused: 'the PBA location is read-only' },
+];
 
 /** Capabilities with their own rows; any other capability is covered by UNLISTED_RULE. */
 export const CAPABILITY_RULES: readonly CapabilityRules[] = [

@@ -10,6 +10,7 @@
 import type { HostDma } from '../../host/device-access.js';
 import { DMA_PAGE_SIZE, ErrorCode, XpciError } from '../../protocol/ring/messages.js';
 import { MAX_DMA_TRANSFER } from '../../protocol/ring/device-ops-codec.js';
+import { hex0x } from '../../pci/hex.js';
 
 /** Memory behind one window: an fd the IOMMU mapping refers to, and the backend's own view of it. */
 export interface DmaMemory {
@@ -66,7 +67,6 @@ interface Window {
   memory: DmaMemory;
 }
 
-const hex = (value: bigint | number): string => `0x${value.toString(16)}`;
 const PAGE = BigInt(DMA_PAGE_SIZE);
 
 export class DmaWindows {
@@ -86,10 +86,10 @@ export class DmaWindows {
       throw new XpciError(ErrorCode.LimitExceeded, `a DMA window of ${size} bytes exceeds the export's DMA limit of ${this.budget.limit} bytes`);
     }
     if (iova !== undefined) {
-      if (iova % PAGE !== 0n) throw new XpciError(ErrorCode.Misaligned, `DMA window IOVA ${hex(iova)} is not a multiple of ${DMA_PAGE_SIZE}`);
-      if (iova + size > DMA_IOVA_LIMIT) throw new XpciError(ErrorCode.InvalidOffset, `DMA window ${hex(iova)}+${hex(size)} ends past the IOVA space (${hex(DMA_IOVA_LIMIT)})`);
+      if (iova % PAGE !== 0n) throw new XpciError(ErrorCode.Misaligned, `DMA window IOVA ${hex0x(iova)} is not a multiple of ${DMA_PAGE_SIZE}`);
+      if (iova + size > DMA_IOVA_LIMIT) throw new XpciError(ErrorCode.InvalidOffset, `DMA window ${hex0x(iova)}+${hex0x(size)} ends past the IOVA space (${hex0x(DMA_IOVA_LIMIT)})`);
       const clash = this.windows.find((w) => iova < w.iova + BigInt(w.size) && w.iova < iova + size);
-      if (clash) throw new XpciError(ErrorCode.InvalidOffset, `DMA window ${hex(iova)}+${hex(size)} overlaps the window at ${hex(clash.iova)}`);
+      if (clash) throw new XpciError(ErrorCode.InvalidOffset, `DMA window ${hex0x(iova)}+${hex0x(size)} overlaps the window at ${hex0x(clash.iova)}`);
     }
     const bytes = Number(size);
     const at = iova ?? this.chooseIova(size);
@@ -123,7 +123,7 @@ export class DmaWindows {
 
   private window(iova: bigint): Window {
     const window = this.windows.find((w) => w.iova === iova);
-    if (!window) throw new XpciError(ErrorCode.InvalidOffset, `no DMA window starts at IOVA ${hex(iova)}`);
+    if (!window) throw new XpciError(ErrorCode.InvalidOffset, `no DMA window starts at IOVA ${hex0x(iova)}`);
     return window;
   }
 
@@ -138,7 +138,7 @@ export class DmaWindows {
       throw new XpciError(ErrorCode.InvalidSize, `DMA transfer of ${length} bytes: must be 1..${MAX_DMA_TRANSFER}`);
     }
     if (offset + BigInt(length) > BigInt(window.size)) {
-      throw new XpciError(ErrorCode.InvalidOffset, `DMA transfer ${hex(offset)}+${length} ends past the window of ${window.size} bytes at ${hex(window.iova)}`);
+      throw new XpciError(ErrorCode.InvalidOffset, `DMA transfer ${hex0x(offset)}+${length} ends past the window of ${window.size} bytes at ${hex0x(window.iova)}`);
     }
     return Number(offset);
   }
@@ -162,7 +162,7 @@ export class DmaWindows {
       try {
         this.release(window);
       } catch (error) {
-        failures.push(`${hex(window.iova)}: ${error instanceof Error ? error.message : String(error)}`);
+        failures.push(`${hex0x(window.iova)}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     if (failures.length > 0) throw new XpciError(ErrorCode.OperationFailed, `unmapping DMA windows failed: ${failures.join('; ')}`);

@@ -9,8 +9,8 @@
 import { sameAddress, sameSlot, formatAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
 import { HOLDING_DRIVERS } from './driver-binding.js';
+import { hex } from '../../pci/hex.js';
 
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 const isHeld = (d: PciDeviceInfo): boolean => d.driver !== null && HOLDING_DRIVERS.includes(d.driver);
 

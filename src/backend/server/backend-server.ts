@@ -97,6 +97,7 @@ export class BackendServer<D extends ManagedDevice> {
         table: this.reconciler.table,
         requestLog: RequestTrace.forBackend(options.verboseRequest),
         reportBug: (error, request) => this.reportBug(error, request),
+        sessionRestarted: () => this.frontendGone(),
       },
       admit: (fd) => hooks.admit(fd, options),
       partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS,

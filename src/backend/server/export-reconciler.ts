@@ -15,6 +15,7 @@ import type { DenialRecord } from '../exported-device.js';
 import { STUB_DRIVER } from '../lifecycle/driver-binding.js';
 import { DeviceTable, type TableEntry } from './device-table.js';
 import type { DeviceEndpoint } from './dispatcher.js';
+import { hex } from '../../pci/hex.js';
 
 const debug = createDebug('xpci:reconcile');
 
@@ -144,8 +145,7 @@ export class ExportReconciler<D extends ManagedDevice> {
     const bdf = formatAddress(want.address);
     const info = this.host.readDevice(want.address);
     if (info.isBridge) {
-      const cls = info.classCode.toString(16).padStart(6, '0');
-      throw new Error(`${bdf} is a bridge (class ${cls}): bridges are never exported, since whoever controls a bridge controls every device behind it`);
+      throw new Error(`${bdf} is a bridge (class ${hex(info.classCode, 6)}): bridges are never exported, since whoever controls a bridge controls every device behind it`);
     }
     if (info.driver !== null && info.driver !== STUB_DRIVER && !this.policy.readOnly) {
       throw new Error(`${bdf} is in use by host driver '${info.driver}': run 'xpci assignable-add ${bdf}' to hand it to ${STUB_DRIVER} first, or export it with --read-only`);

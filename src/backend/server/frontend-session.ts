@@ -44,6 +44,8 @@ export interface SessionContext {
   readonly requestLog: RequestTrace;
   /** A non-XpciError thrown while serving is a bug: it is reported here and answered OperationFailed. */
   reportBug(error: unknown, request: Request): void;
+  /** A new Hello ended an established session: what the previous frontend held goes (DMA windows, interrupts). */
+  sessionRestarted?(): void;
 }
 
 export interface SessionOutput {
@@ -174,6 +176,7 @@ export class FrontendSession {
   private hello(request: Extract<Request, { type: MessageType.Hello }>): Buffer {
     const { versions, ringDepth, client } = request.hello;
     const common = versions.filter((v) => SUPPORTED_VERSIONS.includes(v));
+    if (this.established) this.context.sessionRestarted?.();
     this.established = false;
     if (common.length === 0) {
       throw new XpciError(ErrorCode.VersionMismatch,

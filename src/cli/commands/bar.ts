@@ -4,9 +4,8 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatAddress } from '../../pci/address.js';
-import { UsageError } from '../errors.js';
 import { frontendOptions, parseSelection, requestFailure, selectOneDevice, withFrontend, type FrontendArgs } from '../frontend-connection.js';
-import { BarSpecError, formatBarValue, parseBarOperation, type BarOperation } from '../bar-spec.js';
+import { formatBarValue, parseBarOperation, type BarOperation } from '../bar-spec.js';
 
 interface BarArgs extends FrontendArgs {
   operations: string[];
@@ -61,14 +60,7 @@ export const barCommand: CommandModule<object, BarArgs> = {
     ].join('\n'))) as unknown as Argv<BarArgs>,
   handler: async (args) => {
     const matches = parseSelection(args.s, undefined);
-    const operations: BarOperation[] = args.operations.map((text) => {
-      try {
-        return parseBarOperation(String(text));
-      } catch (error) {
-        if (error instanceof BarSpecError) throw new UsageError(`bar: ${error.message}`);
-        throw error;
-      }
-    });
+    const operations: BarOperation[] = args.operations.map((text) => parseBarOperation(String(text)));
     await withFrontend(args, 'bar', async (client) => {
       const { address, remote } = await selectOneDevice(client, matches, args.s, 'bar');
       for (const op of operations) {

@@ -10,6 +10,7 @@ import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { deviceSelector, matchesSlot, parseSlotSelector } from '../../pci/selector.js';
 import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../host/sysfs/paths.js';
 import { STUB_DRIVER } from '../../backend/lifecycle/driver-binding.js';
+import { hex } from '../../pci/hex.js';
 
 interface ListArgs {
   s?: string;
@@ -34,7 +35,6 @@ export function exportability(info: PciDeviceInfo): { exportable: Exportable; re
   return { exportable: 'yes', reason: info.driver === STUB_DRIVER ? `held by ${STUB_DRIVER}` : 'no host driver bound' };
 }
 
-const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
 const barJson = (bar: BarInfo) => ({
   index: bar.index, start: bar.start, size: bar.size, type: bar.kind, prefetchable: bar.prefetchable, is64: bar.is64,

@@ -14,6 +14,7 @@ import {
 import { formatDevices, hexDumpLength, identityFromConfig, type LspciDevice, type LspciOptions } from '../../pci/lspci-format.js';
 import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs } from '../frontend-connection.js';
+import { hex } from '../../pci/hex.js';
 
 interface LspciArgs extends FrontendArgs {
   s?: string;
@@ -39,7 +40,6 @@ async function snapshot(remote: RemoteDevice, args: LspciArgs): Promise<Uint8Arr
   return readConfigBytes(remote, PCI_CARDBUS_HEADER_SIZE);
 }
 
-const hex = (value: number, digits: number): string => value.toString(16).padStart(digits, '0');
 const toHex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
 function jsonEntry(device: LspciDevice, remote: RemoteDevice, dumpLevel: number): Record<string, unknown> {

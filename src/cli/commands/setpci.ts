@@ -17,6 +17,7 @@ import {
 } from '../../pci/register-names.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs, type SelectedDevice } from '../frontend-connection.js';
+import { hex } from '../../pci/hex.js';
 
 interface SetpciArgs extends FrontendArgs {
   operations: string[];
@@ -26,7 +27,6 @@ interface SetpciArgs extends FrontendArgs {
   v: boolean;
 }
 
-const hex2 = (value: number): string => value.toString(16).padStart(2, '0');
 const WIDTH_MASK = { 1: 0xff, 2: 0xffff, 4: 0xffffffff } as const;
 
 /** setpci -v names the capability a relative register resolved against: `(cap 01 @40) `. */
@@ -34,7 +34,7 @@ function capabilityTrace(spec: RegisterSpec, register: ResolvedRegister): string
   if (!spec.capability) return '';
   const { kind, id } = spec.capability;
   const base = register.offset - spec.offset;
-  return kind === 'standard' ? `(cap ${hex2(id)} @${hex2(base)}) ` : `(ecap ${id.toString(16).padStart(4, '0')} @${base.toString(16).padStart(3, '0')}) `;
+  return kind === 'standard' ? `(cap ${hex(id, 2)} @${hex(base, 2)}) ` : `(ecap ${hex(id, 4)} @${hex(base, 3)}) `;
 }
 
 /** How much config space resolving these specs needs: the header, or all of it for capability names. */
@@ -63,7 +63,7 @@ async function runOnDevice(device: SelectedDevice, specs: RegisterSpec[], args: 
     }
     const { width } = register;
     const where = (offset: number): string => `${bdf} ${spec.text} (@${offset.toString(16)}.${width === 1 ? 'b' : width === 2 ? 'w' : 'l'})`;
-    const trace = `${bdf} ${capabilityTrace(spec, register)}@${hex2(register.offset)}`;
+    const trace = `${bdf} ${capabilityTrace(spec, register)}@${hex(register.offset, 2)}`;
     if (register.values.length === 0) {
       let value: number;
       try {

@@ -23,13 +23,11 @@ const debug = createDebug('xpci:discovery');
 /** The requested device does not exist under the sysfs root (runtime failure, exit status 1). */
 export class DeviceNotFoundError extends Error {
   override readonly name = 'DeviceNotFoundError';
-  readonly exitCode = 1;
 }
 
 /** The sysfs root does not contain `bus/pci/devices` (runtime failure, exit status 1). */
 export class SysfsRootError extends Error {
   override readonly name = 'SysfsRootError';
-  readonly exitCode = 1;
 }
 
 function devicesDirOf(sysfsRoot: string): string {

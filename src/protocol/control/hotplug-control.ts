@@ -14,6 +14,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { Socket } from 'node:net';
 import { formatAddress, parseAddress } from '../../pci/address.js';
+import { parseJsonObject } from '../json-object.js';
 
 export type ControlOp = 'attach' | 'detach' | 'status';
 
@@ -49,16 +50,8 @@ export class ControlProtocolError extends Error {
 const OPS: readonly ControlOp[] = ['attach', 'detach', 'status'];
 const REQUEST_KEYS = ['op', 'device', 'permissive'];
 
-function parseJsonObject(line: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw new ControlProtocolError(`malformed ${what}: not JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ControlProtocolError(`malformed ${what}: expected a JSON object`);
-  return value as Record<string, unknown>;
-}
+const jsonObject = (line: string, what: string): Record<string, unknown> => parseJsonObject(line, (problem) =>
+  new ControlProtocolError(`malformed ${what}: ${problem === 'not-json' ? 'not JSON' : 'expected a JSON object'}`));
 
 export function encodeControlRequest(request: ControlRequest): string {
   return JSON.stringify(request) + '\n';
@@ -66,7 +59,7 @@ export function encodeControlRequest(request: ControlRequest): string {
 
 /** Validate one request line (without its newline). Throws ControlProtocolError with the reason. */
 export function parseControlRequest(line: string): ControlRequest {
-  const value = parseJsonObject(line, 'request');
+  const value = jsonObject(line, 'request');
   const unknown = Object.keys(value).filter((key) => !REQUEST_KEYS.includes(key));
   if (unknown.length > 0) throw new ControlProtocolError(`malformed request: unknown key ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
   if (!OPS.includes(value.op as ControlOp)) throw new ControlProtocolError(`malformed request: op must be one of ${OPS.join(', ')}, got ${JSON.stringify(value.op)}`);
@@ -95,7 +88,7 @@ export function encodeControlReply(reply: ControlReply): string {
 }
 
 export function parseControlReply(line: string): ControlReply {
-  const value = parseJsonObject(line, 'reply');
+  const value = jsonObject(line, 'reply');
   if (typeof value.ok !== 'boolean') throw new ControlProtocolError('malformed reply: ok must be true or false');
   for (const key of ['host', 'guest'] as const) {
     if (value[key] !== undefined && typeof value[key] !== 'string') throw new ControlProtocolError(`malformed reply: ${key} must be a string`);

@@ -3,6 +3,7 @@
  * plain values once and validate shape (not policy): the backend never looks at the frame again.
  */
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
+import { parseJsonObject } from '../json-object.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
 import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, writeDeviceOpPayload } from './device-ops-codec.js';
 import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
@@ -214,7 +215,7 @@ export function decodeRequest(frame: Frame): Request {
 }
 
 function decodeHello(payload: Buffer): HelloRequest {
-  const body = parseJsonObject(payload, 'Hello');
+  const body = jsonObject(payload, 'Hello');
   const { versions, ringDepth, client } = body;
   if (!Array.isArray(versions) || versions.length === 0 || versions.length > 64 ||
       !versions.every((v) => Number.isInteger(v) && v > 0 && v < 0x10000)) {
@@ -229,16 +230,8 @@ function decodeHello(payload: Buffer): HelloRequest {
   return { versions: versions as number[], ringDepth: ringDepth as number, ...(client === undefined ? {} : { client }) };
 }
 
-function parseJsonObject(payload: Buffer, name: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw malformed(`${name} payload is not valid JSON`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(`${name} payload must be a JSON object`);
-  return value as Record<string, unknown>;
-}
+const jsonObject = (payload: Buffer, name: string): Record<string, unknown> => parseJsonObject(payload.toString('utf8'), (problem) =>
+  malformed(problem === 'not-json' ? `${name} payload is not valid JSON` : `${name} payload must be a JSON object`));
 
 // ---------------------------------------------------------------- replies and events (backend → frontend)
 
@@ -341,7 +334,7 @@ export function decodeBarReadReply(frame: Frame): bigint {
 }
 
 export function decodeJsonPayload<T>(frame: Frame, name: string): T {
-  return parseJsonObject(frame.payload, name) as T;
+  return jsonObject(frame.payload, name) as T;
 }
 
 export function decodeDeviceRemoved(frame: Frame): PciAddress {

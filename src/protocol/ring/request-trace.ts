@@ -8,25 +8,24 @@
 import createDebug from 'debug';
 import { formatAddress } from '../../pci/address.js';
 import { errorCodeName, MessageType, type ErrorPayload, type Request } from './messages.js';
+import { hex0x } from '../../pci/hex.js';
 
 const requestDebug = createDebug('xpci:request');
 
 /** A request as the trace sees it; frames that failed to decode carry only type and id. */
 export type TracedRequest = Request | { readonly type: number; readonly id: number };
 
-const hex = (value: number | bigint): string => `0x${value.toString(16)}`;
-
 export function formatRequestTrace(request: TracedRequest, outcome: { result?: number | bigint; error?: ErrorPayload }): string {
   const parts: string[] = [`#${request.id}`];
   if ('address' in request) parts.push(formatAddress(request.address));
   parts.push(MessageType[request.type] ?? `type${request.type}`);
   if ('bar' in request) parts.push(`bar=${request.bar}`);
-  if ('offset' in request) parts.push(`offset=${hex(request.offset)}`);
+  if ('offset' in request) parts.push(`offset=${hex0x(request.offset)}`);
   if ('size' in request) parts.push(`size=${request.size}`);
-  if ('value' in request) parts.push(`value=${hex(request.value)}`);
+  if ('value' in request) parts.push(`value=${hex0x(request.value)}`);
   const { result, error } = outcome;
   if (error) parts.push(`-> error ${errorCodeName(error.code)}${error.errno ? ` (errno ${error.errno})` : ''}: ${error.message}`);
-  else parts.push(`-> ${result === undefined ? 'ok' : hex(result)}`);
+  else parts.push(`-> ${result === undefined ? 'ok' : hex0x(result)}`);
   return parts.join(' ');
 }
 
