@@ -47,7 +47,7 @@ describe('per-device claim', () => {
       const first = await startExport([...args, BDF]);
       const client = await connect(first.socket);
       await client.configWrite(parseAddress('00:00.0'), 0x0c, 1, 0x20); // cache line size
-      await client.configWrite(parseAddress('00:00.0'), 0x04, 2, 0x0006); // bus master on
+      await client.configWrite(parseAddress('00:00.0'), 0x04, 2, 0x0003); // I/O decode on: set in the hardware too
       await client.close();
       first.process.kill('SIGKILL');
       await first.stop();
@@ -55,7 +55,7 @@ describe('per-device claim', () => {
       const second = await startExport([...args, BDF]);
       assert.deepEqual(tree.configBytes(BDF), original, 'the next export repaired the registers before serving');
       assert.equal(await second.stop(), 0);
-      assert.match(second.stderr(), /restored registers a backend that died left changed: command 0x6 → 0x2, cache line size 0x20 → 0x10/);
+      assert.match(second.stderr(), /restored registers a backend that died left changed: command 0x3 → 0x2, cache line size 0x20 → 0x10/);
       assert.deepEqual(tree.configBytes(BDF), original);
     } finally {
       rmSync(dir, { recursive: true, force: true });

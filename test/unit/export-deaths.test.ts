@@ -23,16 +23,21 @@ const CACHE_LINE_SIZE = 0x0c;
 type Ending = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'stdout closed, then SIGTERM';
 type Start = 'stdout closed' | 'stderr closed';
 
+/** `xpci export` of one fixture device in `dir`, its output piped to this test. */
+function spawnExport(dir: string) {
+  const tree = createFixtureTree([{ address: BDF, config: buildConfigImage({ vendor: 0x8086, device: 0x100e, classCode: 0x020000, cacheLineSize: 0x10 }) }], join(dir, 'sysfs'));
+  const socket = join(dir, 'run', 'xpci.sock');
+  const stateDir = join(dir, 'state');
+  const child = spawn(process.execPath, [XPCI_MAIN, 'export', '--sysfs-root', tree.root, '--state-dir', stateDir, '--socket', socket, BDF],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
+  return { tree, socket, stateDir, child, exited: once(child, 'exit') };
+}
+
 async function exportAndEnd(ending: Ending): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'xpci-deaths-'));
   try {
-    const tree = createFixtureTree([{ address: BDF, config: buildConfigImage({ vendor: 0x8086, device: 0x100e, classCode: 0x020000, cacheLineSize: 0x10 }) }], join(dir, 'sysfs'));
+    const { tree, socket, stateDir, child, exited } = spawnExport(dir);
     const before = tree.configBytes(BDF);
-    const socket = join(dir, 'run', 'xpci.sock');
-    const stateDir = join(dir, 'state');
-    const child = spawn(process.execPath, [XPCI_MAIN, 'export', '--sysfs-root', tree.root, '--state-dir', stateDir, '--socket', socket, BDF],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
-    const exited = once(child, 'exit');
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const lines = createInterface({ input: child.stdout! });
@@ -65,12 +70,7 @@ async function exportAndEnd(ending: Ending): Promise<void> {
 async function exportIntoClosedPipe(start: Start): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'xpci-deaths-'));
   try {
-    const tree = createFixtureTree([{ address: BDF, config: buildConfigImage({ vendor: 0x8086, device: 0x100e, classCode: 0x020000, cacheLineSize: 0x10 }) }], join(dir, 'sysfs'));
-    const socket = join(dir, 'run', 'xpci.sock');
-    const stateDir = join(dir, 'state');
-    const child = spawn(process.execPath, [XPCI_MAIN, 'export', '--sysfs-root', tree.root, '--state-dir', stateDir, '--socket', socket, BDF],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
-    const exited = once(child, 'exit');
+    const { socket, stateDir, child, exited } = spawnExport(dir);
     let output = '';
     const [closed, kept] = start === 'stdout closed' ? [child.stdout!, child.stderr!] : [child.stderr!, child.stdout!];
     closed.destroy();

@@ -9,7 +9,7 @@ import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { native, isNativeError } from '../../native/binding.js';
 import { formatAddress, type PciAddress } from '../../pci/address.js';
 import { configPath } from '../../host/sysfs/paths.js';
-import { acquireDeviceLock, DeviceBusyError, type DeviceLock } from './device-lock.js';
+import { acquireDeviceLock, DeviceBusyError, heldLock, type DeviceLock } from './device-lock.js';
 import { recordRegisters, type RegisterRecord } from './register-record.js';
 
 /** Pid holding an flock on the file with inode `inode`, from /proc/locks; null if not found. */
@@ -70,25 +70,14 @@ export function claimDevice(sysfsRoot: string, stateDir: string, address: PciAdd
     closeSync(fd);
     throw error;
   }
-  let released = false;
   const notes = [record.staleNote, registers?.repaired ? `restored registers a backend that died left changed: ${registers.repaired}` : null]
     .filter((note) => note !== null);
-  return {
-    bdf: record.bdf,
-    path: record.path,
-    staleNote: notes.length > 0 ? notes.join('; ') : null,
-    get released() {
-      return released;
-    },
-    release(): void {
-      if (released) return;
-      released = true;
-      try {
-        registers?.remove();
-        record.release();
-      } finally {
-        closeSync(fd);
-      }
-    },
-  };
+  return heldLock({ bdf: record.bdf, path: record.path, staleNote: notes.length > 0 ? notes.join('; ') : null }, () => {
+    try {
+      registers?.remove();
+      record.release();
+    } finally {
+      closeSync(fd);
+    }
+  });
 }
