@@ -13,7 +13,8 @@
         "addon/memory_mapping.cc",
         "addon/module.cc",
         "addon/peer_credentials.cc",
-        "addon/register_file.cc"
+        "addon/register_file.cc",
+        "addon/unix_fd_passing.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

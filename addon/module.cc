@@ -7,6 +7,7 @@
 #include "memory_mapping.h"
 #include "peer_credentials.h"
 #include "register_file.h"
+#include "unix_fd_passing.h"
 
 namespace xpci {
 
@@ -14,13 +15,19 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
  public:
   XpciAddon(Napi::Env env, Napi::Object exports)
       : registerFileClass_(Napi::Persistent(RegisterFile::Class(env))),
-        memoryMappingClass_(Napi::Persistent(MemoryMapping::Class(env))) {
+        memoryMappingClass_(Napi::Persistent(MemoryMapping::Class(env))),
+        readableWatcherClass_(Napi::Persistent(ReadableWatcher::Class(env))) {
     DefineAddon(exports, {
                              InstanceMethod<&XpciAddon::OpenRegisterFile>("openRegisterFile"),
                              InstanceMethod<&XpciAddon::MapResource>("mapResource"),
                              InstanceMethod<&XpciAddon::PeerCredentialsOf>("peerCredentials"),
                              InstanceMethod<&XpciAddon::LockExclusiveFd>("lockExclusive"),
                              InstanceMethod<&XpciAddon::BuildInfo>("buildInfo"),
+                             InstanceMethod<&XpciAddon::SendWithFdsOn>("sendWithFds"),
+                             InstanceMethod<&XpciAddon::ReceiveWithFdsOn>("receiveWithFds"),
+                             InstanceMethod<&XpciAddon::DuplicateFdOf>("duplicateFd"),
+                             InstanceMethod<&XpciAddon::ConnectUnixStreamTo>("connectUnixStream"),
+                             InstanceMethod<&XpciAddon::WatchReadable>("watchReadable"),
                          });
   }
 
@@ -32,6 +39,11 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
   Napi::Value PeerCredentialsOf(const Napi::CallbackInfo& info) { return PeerCredentials(info); }
 
   Napi::Value LockExclusiveFd(const Napi::CallbackInfo& info) { return LockExclusive(info); }
+  Napi::Value SendWithFdsOn(const Napi::CallbackInfo& info) { return SendWithFds(info); }
+  Napi::Value ReceiveWithFdsOn(const Napi::CallbackInfo& info) { return ReceiveWithFds(info); }
+  Napi::Value DuplicateFdOf(const Napi::CallbackInfo& info) { return DuplicateFd(info); }
+  Napi::Value ConnectUnixStreamTo(const Napi::CallbackInfo& info) { return ConnectUnixStream(info); }
+  Napi::Value WatchReadable(const Napi::CallbackInfo& info) { return ReadableWatcher::Watch(info, readableWatcherClass_); }
 
   Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -48,6 +60,7 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
 
   Napi::FunctionReference registerFileClass_;
   Napi::FunctionReference memoryMappingClass_;
+  Napi::FunctionReference readableWatcherClass_;
 };
 
 }  // namespace xpci

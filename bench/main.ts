@@ -31,6 +31,7 @@ import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
 import { figure, loop, pipelined, repeat, type Figure, type Sample } from './measure.js';
 import { PlacementLog, pinProcess, rssKiB, tasksetAvailable } from './placement.js';
 import { BareClient, REPLY_BYTES, REQUEST_BYTES } from './pingpong.js';
+import { benchVfioUser } from './vfio-user.js';
 
 const USAGE = `usage: npm run bench -- [--json] [--pin] [--device BDF] [--runs N] [--run-ms MS]
   --json       one JSON object instead of the table
@@ -168,6 +169,7 @@ async function main(): Promise<number> {
   let fixtureBackend: BackendChild | undefined;
   let genuineBackend: BackendChild | undefined;
   let dumps: DumpFigures | undefined;
+  let vfioUserTargets: Target[] = [];
   const rss: Record<string, number | undefined> = {};
   const started = Date.now();
   try {
@@ -210,6 +212,7 @@ async function main(): Promise<number> {
     await bench.measure('fixturePread', 1, { bench: process.pid }, () => loop(options.runMs, () => fixtureFile.read(REGISTER.offset, REGISTER.size)));
     fixtureFile.close();
     rss.fixtureBackend = rssKiB(fixtureBackend.child.pid);
+    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: fixture.root, device: MAIN_DEVICE });
 
     // 3. Genuine reads of this machine's devices, exported read-only, against direct pread.
     const host = exportableHostDevices();
@@ -263,6 +266,7 @@ async function main(): Promise<number> {
     target('genuine reads, 64 in flight: throughput vs direct pread', ratio(f('genuine64')?.opsPerSec, f('pread')?.opsPerSec), '>=', 0.9, 'x'),
     target('fixture round trip (1 in flight) vs bare ping-pong', ratio(f('fixture1')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), '<=', 1.25, 'x'),
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
+    ...vfioUserTargets,
     target(`backend RSS with ${FIXTURE_DEVICE_COUNT} exported fixture devices`, rss.fixtureBackend === undefined ? null : rss.fixtureBackend / 1024, '<=', 64, 'MiB'),
   ];
   // A ring read is at least a pread plus a socket round trip: the best ratio this run allows.

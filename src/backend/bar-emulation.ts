@@ -7,7 +7,10 @@
  *   mask with the type bits, as real hardware does (64-bit BARs: each dword latches on its own, so
  *   Linux's lower-then-upper sizing sequence works);
  * - writing back the address the frontend reads clears the latch (the "restore" step of sizing);
- * - any other value is refused (AccessDenied), never silently dropped.
+ * - any other value is refused (AccessDenied), never silently dropped;
+ * - except with `guestAssigned` (vfio-user: a guest kernel assigns BAR addresses itself, as on
+ *   pciback's virtual BARs): any address is accepted and read back, masked to the BAR's size as
+ *   hardware does. Only the emulated register changes; the host BAR still never moves.
  * The ROM's enable bit is the frontend's own (emulated): ROM contents are not served.
  */
 import createDebug from 'debug';
@@ -33,7 +36,7 @@ interface Slot {
   /** Address bits of this dword (the rest are type/flag bits). */
   readonly addressMask: number;
   /** What the frontend reads: address dword and size-mask dword, type bits included. */
-  readonly addressValue: number;
+  addressValue: number;
   readonly sizeValue: number;
   latched: boolean;
 }
@@ -45,6 +48,8 @@ export interface BarEmulationOptions {
   rom: BarInfo | null;
   /** ROM enable bit of the hardware register at export time: the frontend's initial view. */
   romEnabled: boolean;
+  /** accept any address written (vfio-user guests assign BARs); default: only sizing and restore */
+  guestAssigned?: boolean;
 }
 
 const nextPowerOfTwo = (size: bigint): bigint => {
@@ -110,9 +115,11 @@ export function vpciAddresses(guest: PciAddress, bars: readonly BarInfo[], rom: 
 export class BarEmulation {
   private readonly slots = new Map<number, Slot>();
   private romEnable: number;
+  private readonly guestAssigned: boolean;
   private readonly initialRomEnable: number;
 
   constructor(options: BarEmulationOptions) {
+    this.guestAssigned = options.guestAssigned ?? false;
     const { mode, guest, bars, rom } = options;
     const virtual = mode === 'vpci' ? vpciAddresses(guest, bars, rom) : null;
     const addressOf = (bar: BarInfo, index: number): bigint => virtual?.get(index) ?? BigInt(bar.start);
@@ -184,6 +191,7 @@ export class BarEmulation {
   check(offset: number, value: number): string | null {
     const slot = this.slot(offset);
     const address = (value & slot.addressMask) >>> 0;
+    if (this.guestAssigned && slot.kind !== 'absent') return null;
     if (address === slot.addressMask >>> 0) return null; // sizing
     if (address === (slot.addressValue & slot.addressMask) >>> 0) return null; // restore
     return `${slot.name}: ${slot.kind === 'absent' ? 'not implemented (reads 0)' : 'the hardware BAR never moves'}; write all address bits set to size it, or write back the value read`;
@@ -192,7 +200,13 @@ export class BarEmulation {
   /** Apply a write `check` allowed. Type, reserved and (absent ROM) enable bits are ignored, as hardware does. */
   write(offset: number, value: number): void {
     const slot = this.slot(offset);
-    slot.latched = (value & slot.addressMask) >>> 0 === slot.addressMask >>> 0;
+    if (this.guestAssigned && slot.kind !== 'absent') {
+      // As hardware: address bits below the size read as zero, so sizing needs no latch.
+      slot.addressValue = ((value & slot.sizeValue & slot.addressMask) | (slot.addressValue & ~slot.addressMask)) >>> 0;
+      slot.latched = false;
+    } else {
+      slot.latched = (value & slot.addressMask) >>> 0 === slot.addressMask >>> 0;
+    }
     if (slot.kind === 'rom') this.romEnable = value & PCI_ROM_ADDRESS_ENABLE;
   }
 

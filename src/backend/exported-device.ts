@@ -10,7 +10,7 @@ import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
 import type { PciDeviceInfo } from '../pci/device-info.js';
-import type { HostDevice, HostDeviceMethod } from '../host/device-access.js';
+import type { HostDevice, HostDeviceMethod, HostDma, HostInterrupts } from '../host/device-access.js';
 import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
 import type { DeviceOpRequest } from '../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
@@ -38,6 +38,8 @@ export interface ExportOptions {
   readOnly: boolean;
   /** unlisted writes pass to hardware (listed read-only fields stay read-only) */
   permissive: boolean;
+  /** BAR registers accept any address (vfio-user guests assign BARs); see BarEmulation */
+  guestAssignedBars?: boolean;
   /** how the host device is opened; the sysfs back end over `sysfsRoot` by default */
   method?: HostDeviceMethod;
   /** DMA windows: the export's budget and the memory behind windows (memfd); absent: no DMA windows */
@@ -47,6 +49,13 @@ export interface ExportOptions {
   };
   /** interrupts, DMA and reset from elsewhere than the opened host device (test doubles) */
   services?: DeviceServicesHost;
+}
+
+/** An fd that maps a whole memory BAR, for handing to a vfio-user client (the device keeps it). */
+export interface MappableBar {
+  fd: number;
+  offset: bigint;
+  size: number;
 }
 
 export interface ExportedDevice {
@@ -60,6 +69,10 @@ export interface ExportedDevice {
   configWrite(offset: number, size: number, value: number): void;
   barRead(bar: number, offset: bigint, size: number): bigint;
   barWrite(bar: number, offset: bigint, size: number, value: bigint): void;
+  /** A memory BAR's fd for mmap by another process; null for I/O BARs and read-only exports. */
+  barMapping(bar: number): MappableBar | null;
+  /** Interrupts, DMA and reset of the host back end (VFIO), for a protocol that hands them on (vfio-user); none for read-only exports. */
+  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void };
   /** interrupts, DMA windows, reset; throws XpciError */
   serveDeviceOp(request: DeviceOpRequest): Buffer;
   /** where Interrupt and DeviceReset events go */
@@ -111,6 +124,7 @@ class Device implements ExportedDevice {
       bars: new BarEmulation({
         mode: options.mode, guest, bars: info.bars, rom: info.rom,
         romEnabled: (snapshot[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE) !== 0,
+        guestAssigned: options.guestAssignedBars ?? false,
       }),
       permissive: options.permissive,
       snapshot,
@@ -200,6 +214,28 @@ class Device implements ExportedDevice {
     } catch (error) {
       throw this.hostFailure(error, `BAR ${bar} write of ${size} bytes at ${hex0x(offset)}`);
     }
+  }
+
+  barMapping(bar: number): MappableBar | null {
+    this.checkLive();
+    if (this.options.readOnly) return null;
+    const info = this.info.bars.find((b) => b.index === bar);
+    if (info === undefined || info.kind !== 'mem') return null;
+    try {
+      return this.host.bar(bar).mappable();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      log('%s: opening BAR %d for mapping failed: %s', this.info.bdf, bar, (error as Error).message);
+      throw new XpciError(ErrorCode.OperationFailed, `BAR ${bar} cannot be mapped: ${code}`, (error as NodeJS.ErrnoException).errno ? -((error as NodeJS.ErrnoException).errno as number) : 0);
+    }
+  }
+
+  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void } {
+    this.checkLive();
+    if (this.options.readOnly) return {};
+    const { interrupts, dma } = this.host;
+    const reset = this.host.reset?.bind(this.host);
+    return { ...(interrupts ? { interrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }
 
   serveDeviceOp(request: DeviceOpRequest): Buffer {

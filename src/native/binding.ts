@@ -22,7 +22,8 @@ export interface NativeError extends Error {
   code: string;
   /** errno number (0 for 'ESHORT') */
   errno: number;
-  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt', 'flock'; 'load'/'store' (mapping) */
+  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt', 'sendmsg', 'recvmsg',
+   *  'fcntl', 'socket', 'connect', 'uv_poll_init', 'uv_poll_start', 'flock'; 'load'/'store' (mapping) */
   syscall: string;
   path?: string;
   /** 'ESHORT' from a read: bytes actually read */
@@ -86,6 +87,21 @@ export interface BuildInfo {
   napiVersion: number;
 }
 
+/** One recvmsg: `bytes` 0 means end of stream; fds are close-on-exec and now owned by the caller. */
+export interface ReceivedMessage {
+  /** bytes written at the start of the caller's buffer */
+  bytes: number;
+  fds: number[];
+  /** the sender attached more fds than asked for: the kernel closed the excess (MSG_CTRUNC) */
+  fdsTruncated: boolean;
+}
+
+/** Calls back on the event loop while an fd is readable or hung up (level-triggered uv_poll). */
+export interface ReadableWatcher {
+  /** Idempotent; the fd stays open (it is the caller's). */
+  stop(): void;
+}
+
 export interface NativeBinding {
   openRegisterFile(path: string, writable: boolean): RegisterFile;
   /** length defaults to the file size; must be > 0 and <= the file size. */
@@ -99,6 +115,18 @@ export interface NativeBinding {
    */
   lockExclusive(fd: number): void;
   buildInfo(): BuildInfo;
+  /**
+   * SCM_RIGHTS on Unix stream sockets (Node's net cannot pass fds): one non-blocking sendmsg with
+   * `fds` attached to the first byte; returns the bytes sent (possibly fewer). EAGAIN throws.
+   */
+  sendWithFds(fd: number, data: Buffer, fds: readonly number[]): number;
+  /** One non-blocking recvmsg into `buffer`, with up to maxFds (<= 64) fds; null when nothing is ready. */
+  receiveWithFds(fd: number, buffer: Buffer, maxFds: number): ReceivedMessage | null;
+  /** fcntl(F_DUPFD_CLOEXEC): take over a connection Node accepted (see backend/vfio-user). */
+  duplicateFd(fd: number): number;
+  /** A new non-blocking AF_UNIX stream socket connected to `path`. */
+  connectUnixStream(path: string): number;
+  watchReadable(fd: number, callback: () => void): ReadableWatcher;
 }
 
 let cached: NativeBinding | undefined;

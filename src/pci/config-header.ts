@@ -126,6 +126,33 @@ export const PCI_CARDBUS_HEADER_SIZE = 128;
 export const PCI_CFG_SPACE_SIZE = 256;
 export const PCI_CFG_SPACE_EXP_SIZE = 4096;
 
+/** Standard capability ids (PCI Code and ID Assignment; Linux's PCI_CAP_ID_* names). */
+export const PCI_CAP_ID_PM = 0x01;
+export const PCI_CAP_ID_AGP = 0x02;
+export const PCI_CAP_ID_VPD = 0x03;
+export const PCI_CAP_ID_SLOTID = 0x04;
+export const PCI_CAP_ID_MSI = 0x05;
+export const PCI_CAP_ID_CHSWP = 0x06;
+export const PCI_CAP_ID_PCIX = 0x07;
+export const PCI_CAP_ID_HT = 0x08;
+export const PCI_CAP_ID_VNDR = 0x09;
+export const PCI_CAP_ID_DBG = 0x0a;
+export const PCI_CAP_ID_CCRC = 0x0b;
+export const PCI_CAP_ID_SHPC = 0x0c;
+export const PCI_CAP_ID_SSVID = 0x0d;
+export const PCI_CAP_ID_AGP3 = 0x0e;
+export const PCI_CAP_ID_SECDEV = 0x0f;
+export const PCI_CAP_ID_EXP = 0x10;
+export const PCI_CAP_ID_MSIX = 0x11;
+export const PCI_CAP_ID_SATA = 0x12;
+export const PCI_CAP_ID_AF = 0x13;
+export const PCI_CAP_ID_EA = 0x14;
+
+/** Extended capability ids the printers decode beyond their name. */
+export const PCI_EXT_CAP_ID_DSN = 0x03;
+export const PCI_EXT_CAP_ID_VNDR = 0x0b;
+export const PCI_EXT_CAP_ID_DVSEC = 0x23;
+
 /** Base class 0x06: any bridge (host, ISA, PCI-to-PCI, CardBus, ...). */
 export const PCI_BASE_CLASS_BRIDGE = 0x06;
 export const PCI_CLASS_BRIDGE_PCI = 0x0604;

@@ -12,6 +12,7 @@ import { parseAddress } from '../../src/pci/address.js';
 import { decodeConfigReadReply } from '../../src/protocol/ring/codec.js';
 import { MessageType } from '../../src/protocol/ring/messages.js';
 import { BackendServer, type BackendHooks, type BackendOptions } from '../../src/backend/server/backend-server.js';
+import type { ManagedDevice, ReconcileOutcome } from '../../src/backend/server/export-reconciler.js';
 import { admitPeer, createExportHost } from '../../src/backend/server/export-host.js';
 import type { ExportedDevice } from '../../src/backend/exported-device.js';
 
@@ -51,6 +52,18 @@ export interface Harness {
   connect(): Promise<RawClient>;
 }
 
+/** Start a BackendServer the way `xpci export` does, and stop it and remove `dir` when the test ends. */
+export async function serveForTest<D extends ManagedDevice>(t: TestContext, backend: BackendServer<D>, dir: string): Promise<ReconcileOutcome<D>> {
+  t.after(async () => {
+    await backend.stop('test over');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await backend.prepare();
+  const outcome = backend.exportDevices();
+  await backend.listen();
+  return outcome;
+}
+
 export async function startBackend(t: TestContext, devices: string[], options: Partial<BackendOptions> = {}, specs = DEVICES, hooks: Partial<BackendHooks<ExportedDevice>> = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'xpci-backend-'));
   const tree = createFixtureTree(specs, join(dir, 'sysfs'));
@@ -76,13 +89,7 @@ export async function startBackend(t: TestContext, devices: string[], options: P
     warn: (message) => warnings.push(message),
     ...hooks,
   });
-  t.after(async () => {
-    await backend.stop('test over');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await backend.prepare();
-  const { refused } = backend.exportDevices();
-  await backend.listen();
+  const { refused } = await serveForTest(t, backend, dir);
   return { backend, tree, socket, dir, warnings, refused, connect: () => RawClient.connect(socket) };
 }
 

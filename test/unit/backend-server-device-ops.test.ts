@@ -7,7 +7,7 @@
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import { openExportedDevice, type ExportedDevice } from '../../src/backend/expor
 import { DmaBudget } from '../../src/backend/dma/dma-windows.js';
 import { buildConfigImage, createFixtureTree } from '../support/fixture-sysfs.js';
 import { fakeDmaMemory, fakeHost, type FakeHost } from '../support/fake-host-services.js';
+import { serveForTest } from '../support/backend-harness.js';
 
 const EDU = '0000:00:04.0';
 const FRONT = parseAddress('0000:00:00.0');
@@ -49,13 +50,7 @@ async function start(t: TestContext): Promise<{ socket: string; host: FakeHost; 
     admit: admitPeer,
     warn: (message) => warnings.push(message),
   });
-  t.after(async () => {
-    await backend.stop('test over');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await backend.prepare();
-  backend.exportDevices();
-  await backend.listen();
+  await serveForTest(t, backend, dir);
   return { socket, host, memory, warnings };
 }
 

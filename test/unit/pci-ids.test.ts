@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { classText, PciIds, progIfText, subsystemText, vendorDeviceText } from '../../src/pci/pci-ids.js';
-import { describeDevice } from '../../src/pci/lspci-format.js';
+import { describeDevice } from '../../src/pci/lspci-device-line.js';
 import { listDevices } from '../../src/host/sysfs/discovery.js';
 
 const IDS = [

@@ -5,9 +5,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAddress } from '../../src/pci/address.js';
-import {
-  describeDevice, formatDevice, formatDevices, formatHexDump, hexDumpLength, identityFromConfig, verboseLines, type LspciDevice,
-} from '../../src/pci/lspci-format.js';
+import { formatDevice, formatDevices, type LspciDevice } from '../../src/pci/lspci-format.js';
+import { describeDevice, identityFromConfig } from '../../src/pci/lspci-device-line.js';
+import { formatHexDump, hexDumpLength } from '../../src/pci/lspci-hex-dump.js';
+import { verboseLines } from '../../src/pci/lspci-verbose.js';
 import { DumpParseError, parseLspciDump } from '../../src/pci/lspci-dump.js';
 import { PciIds } from '../../src/pci/pci-ids.js';
 import { listDevices, snapshotDevice } from '../../src/host/sysfs/discovery.js';

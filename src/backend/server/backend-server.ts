@@ -48,6 +48,15 @@ export interface BackendOptions extends ExportPolicy, SocketAccess {
   helloDeadlineMs?: number;
   idleYieldMs?: number;
   maxUnreadReplyBytes?: number;
+  /** Serve the ring socket (default true; --no-ring leaves only the other endpoints, e.g. vfio-user). */
+  ring?: boolean;
+}
+
+/** Another protocol serving the same exported devices (vfio-user: one socket per device). */
+export interface DeviceEndpoints<D> {
+  attach(guest: PciAddress, device: D): Promise<unknown>;
+  detach(guest: PciAddress): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface BackendHooks<D extends ManagedDevice> {
@@ -56,6 +65,8 @@ export interface BackendHooks<D extends ManagedDevice> {
   admit(fd: number, access: SocketAccess): Admission;
   /** Operator-facing warnings and notes (the CLI prints them on stderr). */
   warn(message: string): void;
+  /** Per-device endpoints beside the ring, attached and detached with the devices. */
+  endpoints?: DeviceEndpoints<D>;
 }
 
 export interface MappingEntry {
@@ -141,10 +152,12 @@ export class BackendServer<D extends ManagedDevice> {
     }
   }
 
-  /** Listen on the control and ring sockets; a stop() meanwhile waits for it, then removes both. */
+  /** Listen on the control, endpoint and ring sockets; a stop() meanwhile waits for it, then removes them. */
   listen(): Promise<void> {
     this.listening = (async () => {
       await this.control.listen();
+      for (const entry of this.reconciler.table.entries()) await this.hooks.endpoints?.attach(entry.guest, entry.device);
+      if (this.options.ring === false) return;
       this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
       debug('listening on %s', this.options.socketPath);
     })();
@@ -256,7 +269,7 @@ export class BackendServer<D extends ManagedDevice> {
       notes.push(...this.reconciler.releaseAll().notes);
       await this.listening.catch(() => undefined);
     }
-    const closed = Promise.all([this.ring.close(reason), this.control.close()]);
+    const closed = Promise.all([this.ring.close(reason), this.control.close(), this.hooks.endpoints?.close()]);
     notes.push(...this.reconciler.releaseAll().notes);
     const inode = this.socketInode;
     if (inode !== null) attempt('removing the socket', () => removeSocketFile(this.options.socketPath, inode), undefined);
@@ -272,6 +285,13 @@ export class BackendServer<D extends ManagedDevice> {
     this.routeEvents(outcome.added);
     for (const entry of outcome.removed) this.ring.sendEvent(MessageType.DeviceRemoved, entry.guest);
     for (const entry of outcome.added) this.ring.sendEvent(MessageType.DeviceAdded, entry.device.descriptor());
+    const endpoints = this.hooks.endpoints;
+    if (endpoints) {
+      for (const entry of outcome.removed) void endpoints.detach(entry.guest);
+      for (const entry of outcome.added) {
+        endpoints.attach(entry.guest, entry.device).catch((error: Error) => this.hooks.warn(`${formatAddress(entry.guest)}: ${error.message}`));
+      }
+    }
     return outcome;
   }
 

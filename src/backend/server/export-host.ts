@@ -19,15 +19,17 @@ export interface HostSettings {
   stateDir: string;
   mode: ExportMode;
   readOnly: boolean;
+  /** BAR registers take any address the guest writes (vfio-user) */
+  guestAssignedBars?: boolean;
 }
 
 export function createExportHost(settings: HostSettings): ExportHost<ExportedDevice> {
-  const { sysfsRoot, stateDir, mode, readOnly } = settings;
+  const { sysfsRoot, stateDir, mode, readOnly, guestAssignedBars } = settings;
   return {
     readDevice: (address) => readDevice(sysfsRoot, address),
     lock: (bdf) => claimDevice(sysfsRoot, stateDir, parseAddress(bdf), !readOnly),
     reset: (info) => resetDevice(sysfsRoot, info),
-    open: (info, guest, permissive) => openExportedDevice({ sysfsRoot, info, guest, mode, readOnly, permissive }),
+    open: (info, guest, permissive) => openExportedDevice({ sysfsRoot, info, guest, mode, readOnly, permissive, guestAssignedBars }),
   };
 }
 

@@ -14,6 +14,7 @@ import { loadExportConfig, type ExportConfig } from '../../backend/lifecycle/exp
 import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';
 import { BackendServer, type BackendOptions, type MappingEntry, type ShutdownSummary } from '../../backend/server/backend-server.js';
 import { admitPeer, createExportHost } from '../../backend/server/export-host.js';
+import { VfioUserServer, vfioUserSocketPath } from '../../backend/vfio-user/vfio-user-server.js';
 import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
 import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
@@ -36,6 +37,8 @@ interface ExportArgs {
   'exit-on-disconnect'?: boolean;
   strict?: boolean;
   config?: string;
+  'vfio-user'?: string;
+  ring?: boolean;
 }
 
 const PERMISSIVE_SUFFIX = ':permissive';
@@ -70,7 +73,7 @@ function exportMode(text: string | undefined): ExportMode | undefined {
 const union = (a: readonly number[], b: readonly number[]): number[] => [...new Set([...a, ...b])];
 
 /** Lay the command line over the config file: CLI scalars win; device and allow lists are merged. */
-export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean } {
+export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean; vfioUserDir?: string; guestAssignedBars: boolean } {
   const globalPermissive = args.permissive ?? config?.permissive ?? false;
   const devices = new Map<string, DesiredDevice>();
   for (const entry of config?.devices ?? []) {
@@ -81,6 +84,7 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     const previous = devices.get(formatAddress(address));
     devices.set(formatAddress(address), { address, permissive: permissive || (previous?.permissive ?? globalPermissive) });
   }
+  if (args.ring === false && args['vfio-user'] === undefined) throw new UsageError('--no-ring needs --vfio-user DIR: nothing would serve the devices');
   if (devices.size === 0) throw new UsageError('no device to export: name at least one BDF (e.g. xpci export 06:01.0) or a --config file with devices');
   const readOnly = args['read-only'] ?? config?.readOnly ?? false;
   return {
@@ -98,6 +102,9 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     sysfsRoot: args['sysfs-root'] ?? config?.sysfsRoot ?? DEFAULT_SYSFS_ROOT,
     stateDir: resolveStateDir(args['state-dir'] ?? config?.stateDir, env),
     json: args.json ?? false,
+    vfioUserDir: args['vfio-user'],
+    ring: args.ring ?? true,
+    guestAssignedBars: args['vfio-user'] !== undefined,
   };
 }
 
@@ -126,10 +133,22 @@ function printSummary(summary: ShutdownSummary, json: boolean): void {
 async function run(args: ExportArgs): Promise<void> {
   const config = args.config === undefined ? null : loadExportConfig(args.config);
   const options = resolveExportOptions(args, config);
-  const backend = new BackendServer(options, {
+  const vfioUser = options.vfioUserDir === undefined ? undefined : new VfioUserServer({
+    dir: options.vfioUserDir,
+    access: options,
+    admit: (fd) => admitPeer(fd, options),
+    warn,
+    extras: (device) => device.hostFacilities(),
+  });
+  const backend = new BackendServer<ExportedDevice>(options, {
     host: createExportHost(options),
     admit: admitPeer,
     warn,
+    endpoints: vfioUser && {
+      attach: (guest, device) => vfioUser.attach(guest, device),
+      detach: (guest) => vfioUser.detach(guest),
+      close: () => vfioUser.close(),
+    },
   });
   await backend.prepare();
 
@@ -167,13 +186,17 @@ async function listenOrStop(backend: BackendServer<ExportedDevice>, socketPath: 
   }
 }
 
-function announceReady(options: BackendOptions & { json: boolean }, mapping: MappingEntry[], refused: Refusal[], controlPath: string): void {
+function announceReady(options: BackendOptions & { json: boolean; vfioUserDir?: string }, mapping: MappingEntry[], refused: Refusal[], controlPath: string): void {
+  const dir = options.vfioUserDir;
+  const vfioUser = dir === undefined ? [] : mapping.map(({ guest }) => vfioUserSocketPath(dir, parseAddress(guest)));
   if (!options.json) {
-    say(`ready: listening on ${options.socketPath} (control: ${controlPath})`);
+    for (const path of vfioUser) say(`vfio-user: serving ${path}`);
+    say(options.ring === false ? `ready: vfio-user only (control: ${controlPath})` : `ready: listening on ${options.socketPath} (control: ${controlPath})`);
     return;
   }
   say(JSON.stringify({
-    socket: options.socketPath,
+    ...(options.ring === false ? {} : { socket: options.socketPath }),
+    ...(dir === undefined ? {} : { vfioUser }),
     mode: options.mode,
     devices: mapping.map(({ host, guest }) => ({ host, guest })),
     ...(refused.length > 0 ? { refused } : {}),
@@ -211,6 +234,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('reset-on-export', { type: 'boolean', describe: 'reset each device through its sysfs reset file before handing it out (default on; --no-reset-on-export)' })
       .option('reset-on-release', { type: 'boolean', describe: 'reset each device through its sysfs reset file after taking it back (default on; --no-reset-on-release)' })
       .option('exit-on-disconnect', { type: 'boolean', describe: 'shut down (releasing every device) when the frontend disconnects' })
+      .option('vfio-user', { type: 'string', describe: 'also serve each device to a vfio-user client (QEMU vfio-user-pci) on DIR/<frontend BDF>.sock; BAR registers then accept any address the guest assigns (docs/vfio-user.md)' })
+      .option('ring', { type: 'boolean', describe: 'serve the ring socket (default on; --no-ring with --vfio-user serves vfio-user only)' })
       .option('strict', { type: 'boolean', describe: 'fail the whole export (exit 1, every device released) when any device cannot be exported, instead of serving the others; for CI' })
       .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
       .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')

@@ -5,7 +5,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { DeviceNotFoundError, listDevices } from '../../host/sysfs/discovery.js';
 import type { BarInfo, PciDeviceInfo } from '../../pci/device-info.js';
-import { describeDevice, deviceText } from '../../pci/lspci-format.js';
+import { describeDevice, deviceText } from '../../pci/lspci-device-line.js';
 import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { deviceSelector, matchesSlot, parseSlotSelector } from '../../pci/selector.js';
 import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../host/sysfs/paths.js';

@@ -11,7 +11,9 @@ import { readConfigBytes } from '../../pci/config-reader.js';
 import {
   PCI_CARDBUS_HEADER_SIZE, PCI_CFG_SPACE_SIZE, PCI_HEADER_TYPE, PCI_HEADER_TYPE_CARDBUS, PCI_HEADER_TYPE_MASK, PCI_STD_HEADER_SIZE,
 } from '../../pci/config-header.js';
-import { formatDevices, hexDumpLength, identityFromConfig, type LspciDevice, type LspciOptions } from '../../pci/lspci-format.js';
+import { formatDevices, type LspciDevice, type LspciOptions } from '../../pci/lspci-format.js';
+import { identityFromConfig } from '../../pci/lspci-device-line.js';
+import { hexDumpLength } from '../../pci/lspci-hex-dump.js';
 import { pciIds, type NameMode } from '../../pci/pci-ids.js';
 import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs } from '../frontend-connection.js';
 import { hex } from '../../pci/hex.js';

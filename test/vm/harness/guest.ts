@@ -40,6 +40,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** how long past an exec's deadline the agent may stay silent before the guest counts as hung (default 15 s) */
   hangGraceMs?: number;
+  /** another QEMU binary (e.g. the vfio-user build) and arguments appended to the command line */
+  qemu?: { binary: string; extraArgs?: string[] };
 }
 
 export interface ExecOptions {
@@ -169,9 +171,11 @@ export class Guest {
       xpciPort,
       extraDevices: devices.extraDevices ?? [],
     });
-    debug('%s %s', QEMU_BINARY, args.join(' '));
+    args.push(...(options.qemu?.extraArgs ?? []));
+    const binary = options.qemu?.binary ?? QEMU_BINARY;
+    debug('%s %s', binary, args.join(' '));
     const started = Date.now();
-    const qemu = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const qemu = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     trackQemu(qemu);
     // Idle guests must not hold the test process open; the exit hook kills what is left.
     qemu.unref();
@@ -194,6 +198,11 @@ export class Guest {
     guest.bootMs = Date.now() - started;
     debug('guest ready in %d ms (kernel %s, run dir %s)', guest.bootMs, guest.kernelRelease, runDir);
     return guest;
+  }
+
+  /** The last 8 KiB QEMU wrote on stderr (its error reports). */
+  get qemuStderrTail(): string {
+    return this.qemuStderr;
   }
 
   /** QEMU's process id on the host. */

@@ -1,0 +1,111 @@
+/**
+ * A stock QEMU 10 guest gets an exported device on its own PCI bus, with no device of this machine
+ * touched: edu's snapshot (test/fixtures/edu-snapshot, taken in the test guest with
+ * `xpci snapshot --with-bars`) is served from a copy by `xpci export --sysfs-root … --vfio-user DIR`
+ * on the host, and a guest of the QEMU built by scripts/build-qemu-vfio-user.sh (its first run builds
+ * it into ~/.cache/xpci, later runs reuse it) has `vfio-user-pci` on that socket. The guest's lspci
+ * shows the device as `xpci lspci -vvv` does (BAR addresses and interrupt routing aside), reads edu's
+ * identification register through the mapped BAR0, a guest setpci of the cache line size reaches the
+ * fixture's config file and a vendor ID write does not. Then the backend is killed under the running
+ * guest: the guest keeps answering and QEMU reports the lost server.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Guest, announceSkip, qemuAvailable } from './harness/index.js';
+import { runXpci, startExport, type RunningExport } from '../support/xpci-process.js';
+
+const SOURCE_UNAVAILABLE = 3;
+const EDU = '0000:00:10.0';
+const GUEST_SLOT = '00:13.0';
+const BUILD_TIMEOUT_MS = 90 * 60_000;
+
+/** The vfio-user QEMU: built on first use; null and a reason when its source cannot be fetched at all. */
+function vfioUserQemu(): { dir: string } | { skip: string } {
+  const build = spawnSync('bash', [resolve('scripts/build-qemu-vfio-user.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: BUILD_TIMEOUT_MS });
+  if (build.status === SOURCE_UNAVAILABLE) return { skip: `QEMU >= 10.1 with vfio-user cannot be built here: ${build.stderr.trim().split('\n').pop()}` };
+  if (build.status !== 0) throw new Error(`scripts/build-qemu-vfio-user.sh failed (status ${build.status}):\n${build.stderr.slice(-3000)}`);
+  return { dir: build.stdout.trim().split('\n').pop()! };
+}
+
+const unavailable = await qemuAvailable();
+const qemu = unavailable === null ? vfioUserQemu() : { skip: unavailable };
+const skip = 'skip' in qemu ? announceSkip('vfio-user', qemu.skip) : false;
+
+/** lspci -vvv of one device without what legitimately differs: bus position, BAR addresses, IRQ routing, driver. */
+function comparable(text: string): string[] {
+  return text.split('\n').slice(1)
+    .filter((line) => !/Region \d|Interrupt:|Kernel driver|Kernel modules|Latency|Control:|Status:|Expansion ROM/.test(line))
+    .map((line) => line.trimEnd()).filter((line) => line !== '');
+}
+
+describe('vfio-user: a QEMU 10 guest on an exported edu snapshot', { skip, timeout: BUILD_TIMEOUT_MS }, () => {
+  let work: string;
+  let sysfs: string;
+  let backend: RunningExport;
+  let vm: Guest;
+  const config = (): Buffer => readFileSync(join(sysfs, 'devices', 'pci0000:00', EDU, 'config'));
+
+  before(async () => {
+    const { dir } = qemu as { dir: string };
+    work = mkdtempSync(join(tmpdir(), 'xpci-vfio-user-vm-'));
+    sysfs = join(work, 'sysfs');
+    cpSync(resolve('test/fixtures/edu-snapshot'), sysfs, { recursive: true, verbatimSymlinks: true });
+    backend = await startExport(['--sysfs-root', sysfs, '--state-dir', join(work, 'state'), '--socket', join(work, 'xpci.sock'),
+      '--vfio-user', join(work, 'vfio-user'), '--no-reset-on-export', '--no-reset-on-release', EDU]);
+    const socket = join(work, 'vfio-user', `${backend.devices[0].guest}.sock`);
+    vm = await Guest.boot({
+      devices: { standard: false, xpciPort: false, extraDevices: [JSON.stringify({ driver: 'vfio-user-pci', socket: { path: socket, type: 'unix' }, addr: '0x13' })] },
+      memoryMiB: 512,
+      timeoutMs: 180_000,
+      qemu: {
+        binary: join(dir, 'bin', 'qemu-system-x86_64'),
+        extraArgs: [...readFileSync(join(dir, 'firmware-dirs'), 'utf8').trim().split('\n').flatMap((d) => ['-L', d]),
+          '-object', 'memory-backend-memfd,id=mem,size=512M,share=on', '-machine', 'memory-backend=mem'],
+      },
+    });
+  });
+
+  after(async () => {
+    await vm?.shutdown().catch(() => undefined);
+    await backend?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the guest kernel enumerates edu and lspci -vvv shows it as xpci lspci -vvv does', async () => {
+    const inGuest = await vm.execOk(`lspci -vvv -s ${GUEST_SLOT}`);
+    assert.match(inGuest.split('\n')[0], /Unclassified device \[00ff\]: Device 1234:11e8 \(rev 10\)/);
+    const viaRing = await runXpci(['lspci', '-vvv', '--connect', backend.socket]);
+    assert.equal(viaRing.status, 0, viaRing.stderr);
+    assert.deepEqual(comparable(inGuest), comparable(viaRing.stdout));
+  });
+
+  test("edu's identification register through the mapped BAR0", async () => {
+    await vm.execOk(`setpci -s ${GUEST_SLOT} COMMAND=0x0002:0x0002`);
+    const ident = await vm.execOk(`python3 -c "
+import mmap, struct
+with open('/sys/bus/pci/devices/0000:${GUEST_SLOT}/resource0', 'r+b') as f:
+    m = mmap.mmap(f.fileno(), 4096)
+    print(hex(struct.unpack('<I', m[0:4])[0]))"`);
+    assert.equal(ident.trim(), '0x10000ed');
+  });
+
+  test("a guest setpci of the cache line size reaches the fixture's config file; a vendor ID write does not", async () => {
+    await vm.execOk(`setpci -s ${GUEST_SLOT} CACHE_LINE_SIZE=0x20`);
+    assert.equal(config()[0x0c], 0x20);
+    await vm.exec(`setpci -s ${GUEST_SLOT} VENDOR_ID=0xbeef`);
+    assert.equal(config().readUInt16LE(0), 0x1234);
+    assert.equal((await vm.execOk(`setpci -s ${GUEST_SLOT} VENDOR_ID`)).trim(), '1234');
+  });
+
+  test('killing the backend under the running guest: the guest answers, QEMU reports the lost server', async () => {
+    backend.process.kill('SIGKILL');
+    await backend.stop();
+    const after = await vm.exec(`lspci -vvv -s ${GUEST_SLOT}; setpci -s ${GUEST_SLOT} CACHE_LINE_SIZE`, { timeoutMs: 60_000 });
+    assert.equal(typeof after.exitCode, 'number');
+    assert.match(vm.qemuStderrTail, /vfio-user|server closed|proxy/i);
+  });
+});
