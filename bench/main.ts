@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect, type FrontendClient } from '../src/frontend/index.js';
 import { native } from '../src/native/binding.js';
-import { parseAddress, type PciAddress } from '../src/pci/address.js';
+import { formatAddress, parseAddress, type PciAddress } from '../src/pci/address.js';
 import { encodeRequest } from '../src/protocol/ring/codec.js';
 import { MessageType } from '../src/protocol/ring/messages.js';
 import { startBackend, stateDirFor, type BackendChild } from './backend.js';
@@ -31,6 +31,7 @@ import { lspciAvailable, measureDumps, type DumpFigures } from './dumps.js';
 import { figure, loop, pipelined, repeat, type Figure, type Sample } from './measure.js';
 import { PlacementLog, pinProcess, rssKiB, tasksetAvailable } from './placement.js';
 import { BareClient, REPLY_BYTES, REQUEST_BYTES } from './pingpong.js';
+import { measureCliCall, type CliCallFigures } from './cli-call.js';
 import { benchVfioUser } from './vfio-user.js';
 
 const USAGE = `usage: npm run bench -- [--json] [--pin] [--device BDF] [--runs N] [--run-ms MS]
@@ -55,7 +56,7 @@ interface Target {
   /** "<=" or ">=" */
   relation: '<=' | '>=';
   goal: number;
-  unit: 'x' | 'ops/s' | 'MiB';
+  unit: 'x' | 'ops/s' | 'MiB' | 'requests';
   pass: boolean | null;
 }
 
@@ -169,6 +170,7 @@ async function main(): Promise<number> {
   let fixtureBackend: BackendChild | undefined;
   let genuineBackend: BackendChild | undefined;
   let dumps: DumpFigures | undefined;
+  let cliCall: CliCallFigures | undefined;
   let vfioUserTargets: Target[] = [];
   const rss: Record<string, number | undefined> = {};
   const started = Date.now();
@@ -197,6 +199,7 @@ async function main(): Promise<number> {
     if (fixtureBackend.devices.length !== FIXTURE_DEVICE_COUNT) throw new Error(`the fixture backend exported ${fixtureBackend.devices.length} of ${FIXTURE_DEVICE_COUNT} devices`);
     const fixtureAddress = parseAddress(fixtureBackend.devices.find((d) => d.host === MAIN_DEVICE)!.guest);
     await ringReads(bench, 'fixture', fixtureClient, fixtureAddress, fixtureBackend.child.pid);
+    cliCall = measureCliCall(fixtureBackend.socket, formatAddress(fixtureAddress), Math.max(5, options.runs));
     // The same reads from a bare client (no frontend library): what the backend alone costs.
     await fixtureClient.close();
     clients.pop();
@@ -268,6 +271,8 @@ async function main(): Promise<number> {
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
     ...vfioUserTargets,
     target(`backend RSS with ${FIXTURE_DEVICE_COUNT} exported fixture devices`, rss.fixtureBackend === undefined ? null : rss.fixtureBackend / 1024, '<=', 64, 'MiB'),
+    target('one xpci setpci register read vs node -e 0 (wall time)', cliCall?.ratio ?? null, '<=', 2, 'x'),
+    target('requests on the wire for xpci lspci -s DEV -x', cliCall?.lspciRequests ?? null, '<=', 10, 'requests'),
   ];
   // A ring read is at least a pread plus a socket round trip: the best ratio this run allows.
   const floorRatio = ratio(sum(f('pread')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), f('pread')?.usPerOp);
@@ -282,12 +287,13 @@ async function main(): Promise<number> {
       usPerOp: round(v.usPerOp), opsPerSec: Math.round(v.opsPerSec), depth: v.depth, runsUsPerOp: v.runs.map(round), placement: v.placement,
     }])),
     dumps,
+    cliCall: cliCall && { nodeMs: round(cliCall.nodeMs), setpciMs: round(cliCall.setpciMs), ratio: round(cliCall.ratio), lspciRequests: cliCall.lspciRequests },
     rssKiB: rss,
     targets,
     bounds: { genuineRingVsPread: floorRatio === null ? null : round(floorRatio) },
     notes: bench.notes,
   };
-  process.stdout.write(options.json ? JSON.stringify(result) + '\n' : renderTable(bench, dumps, rss, targets, floorRatio, result.seconds, pinCpu) + '\n');
+  process.stdout.write(options.json ? JSON.stringify(result) + '\n' : renderTable(bench, dumps, cliCall, rss, targets, floorRatio, result.seconds, pinCpu) + '\n');
   return 0;
 }
 
@@ -304,7 +310,7 @@ const lpad = (text: string, width: number): string => text.padStart(width);
 const us = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const ops = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<string, number | undefined>, targets: Target[], floorRatio: number | null, seconds: number, pinCpu: number | undefined): string {
+function renderTable(bench: Bench, dumps: DumpFigures | undefined, cliCall: CliCallFigures | undefined, rss: Record<string, number | undefined>, targets: Target[], floorRatio: number | null, seconds: number, pinCpu: number | undefined): string {
   const rows: [string, string][] = [
     [`${FLOOR}1`, 'transport floor: bare Node ping-pong, 24/20-byte frames, 1 in flight'],
     [`${FLOOR}64`, 'transport floor: bare Node ping-pong, 64 in flight'],
@@ -339,13 +345,19 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, rss: Record<s
       out.push(`  dump bytes: ${dumps.differences.length === 0 ? 'identical to lspci -xxx' : `${dumps.differences.length} differ (virtualized registers, docs/protocol.md §13): ${dumps.differences.slice(0, 12).join(' ')}${dumps.differences.length > 12 ? ' ...' : ''}`}`);
     }
   }
+  if (cliCall) {
+    out.push('');
+    out.push(`${pad('one CLI call (median, interleaved runs)', w)} ${lpad('ms', 9)}`);
+    out.push(`${pad('  node -e 0', w)} ${lpad(cliCall.nodeMs.toFixed(1), 9)}`);
+    out.push(`${pad('  xpci setpci -s DEV COMMAND (fixture export)', w)} ${lpad(cliCall.setpciMs.toFixed(1), 9)}`);
+  }
   out.push('');
   const mib = (k: number | undefined): string => (k === undefined ? 'n/a' : `${(k / 1024).toFixed(1)} MiB`);
   out.push(`backend RSS: fixture export of ${FIXTURE_DEVICE_COUNT} devices ${mib(rss.fixtureBackend)}, read-only export of this machine's devices ${mib(rss.genuineBackend)}`);
   out.push('');
   out.push(`${pad('target', w)} ${lpad('measured', 12)} ${lpad('target', 12)}   result`);
   for (const t of targets) {
-    const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : t.unit === 'MiB' ? `${n.toFixed(1)} MiB` : ops(n));
+    const fmt = (n: number): string => (t.unit === 'x' ? `${n.toFixed(2)}x` : t.unit === 'MiB' ? `${n.toFixed(1)} MiB` : t.unit === 'requests' ? String(n) : ops(n));
     out.push(`${pad(t.name, w)} ${lpad(t.measured === null ? 'n/a' : fmt(t.measured), 12)} ${lpad(`${t.relation === '<=' ? '<=' : '>='} ${fmt(t.goal)}`, 12)}   ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'}`);
   }
   if (floorRatio !== null) {

@@ -5,7 +5,7 @@
  */
 import type { Argv } from 'yargs';
 import { connect, ConnectError, defaultConnectPath, describeScanMismatch, scanBus, type FrontendClient, type RemoteDevice } from '../frontend/index.js';
-import { formatAddress, type PciAddress } from '../pci/address.js';
+import { formatAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { PCI_REVISION_ID, PCI_VENDOR_ID } from '../pci/config-header.js';
 import { deviceSelector, type DeviceIdentity } from '../pci/selector.js';
 import { ErrorCode, errorCodeName, XpciError } from '../protocol/ring/messages.js';
@@ -77,17 +77,28 @@ export type DeviceMatcher = ReturnType<typeof deviceSelector>;
 /** Parse `-s` / `-d` before any traffic, so a bad selector fails as usage (exit 2) even without a backend. */
 export const parseSelection = (slot: string | undefined, id: string | undefined): DeviceMatcher => deviceSelector(slot, id);
 
-/** Scan the backend's roots like pcifront and keep the functions the selection matches. */
-export async function selectDevices(client: FrontendClient, matches: DeviceMatcher): Promise<SelectedDevice[]> {
-  let scan;
+/**
+ * The functions the selection matches. By default from the backend's device list (the Hello), which
+ * costs no request: what setpci, bar and a selective lspci need. With `scan`, as pcifront finds
+ * them, by probing every devfn of each published root, which also finds functions the list lacks
+ * (warned about): what a full `xpci lspci` listing does.
+ */
+export async function selectDevices(client: FrontendClient, matches: DeviceMatcher, { scan = false } = {}): Promise<SelectedDevice[]> {
+  if (!scan) {
+    return client.devices()
+      .map((descriptor) => ({ address: parseAddress(descriptor.address), descriptor }))
+      .filter(({ address, descriptor }) => matches(address, descriptor))
+      .map(({ address }) => ({ address, remote: client.remoteDevice(address) }));
+  }
+  let result;
   try {
-    scan = await scanBus(client);
+    result = await scanBus(client);
   } catch (error) {
     throw requestFailure('scanning the backend\'s bus', error);
   }
-  for (const line of describeScanMismatch(scan)) process.stderr.write(`xpci: warning: ${line}\n`);
+  for (const line of describeScanMismatch(result)) process.stderr.write(`xpci: warning: ${line}\n`);
   const selected: SelectedDevice[] = [];
-  for (const address of scan.addresses) {
+  for (const address of result.addresses) {
     const remote = client.remoteDevice(address);
     if (matches(address, remote.descriptor ?? await readIdentity(remote))) selected.push({ address, remote });
   }

@@ -36,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     .demandCommand(1, 'no command given; see xpci --help')
     .strict()
     .recommendCommands()
+    .completion('completion', 'print a bash/zsh completion script for xpci (xpci completion >> ~/.bashrc)')
     .help()
     .alias('h', 'help')
     .version()

@@ -8,3 +8,5 @@ export { ConnectError, Transport, type TransportKind } from './transport.js';
 export { openTransport } from './open-transport.js';
 export { formatRequestTrace, type TracedRequest } from '../protocol/ring/request-trace.js';
 export { defaultConnectPath } from './default-path.js';
+export { ErrorCode, errorCodeName, XpciError, type BarDescriptor, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
+export { formatAddress, parseAddress, type PciAddress } from '../pci/address.js';

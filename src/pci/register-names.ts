@@ -86,6 +86,17 @@ export const CAPABILITY_REGISTER_NAMES: readonly CapabilityRegisterName[] = [
   ecap('ECAP_IDE', 0x30), ecap('ECAP_64GT', 0x31),
 ];
 
+/** The name table as `setpci --dumpregs` prints it: `cap pos w name`, header names then capabilities. */
+export function formatRegisterTable(): string {
+  const lines = ['cap pos w name'];
+  for (const r of REGISTER_NAMES) lines.push(`     ${r.offset.toString(16).padStart(2, '0')} ${'-BW?L'[r.width]} ${r.name}`);
+  for (const c of CAPABILITY_REGISTER_NAMES) {
+    const id = c.kind === 'extended' ? c.id.toString(16).padStart(4, '0') : `  ${c.id.toString(16).padStart(2, '0')}`;
+    lines.push(`${id} 00 - ${c.name}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 export interface CapabilityRef {
   kind: CapabilityKind;
   id: number;

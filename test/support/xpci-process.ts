@@ -16,14 +16,19 @@ export interface XpciResult {
   stderr: string;
 }
 
-export async function runXpci(args: string[], env: NodeJS.ProcessEnv = {}): Promise<XpciResult> {
-  const child = spawn(process.execPath, [XPCI_MAIN, ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run any program to its end and collect its output (stdin closed). */
+export async function runProcess(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<XpciResult> {
+  const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text; });
   child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
   const [status] = await once(child, 'close');
   return { status: status as number | null, stdout, stderr };
+}
+
+export function runXpci(args: string[], env: NodeJS.ProcessEnv = {}): Promise<XpciResult> {
+  return runProcess(process.execPath, [XPCI_MAIN, ...args], { env: { ...process.env, DEBUG: '', ...env } });
 }
 
 export interface RunningExport {

@@ -123,13 +123,15 @@ describe('xpci lspci against the mini backend', () => {
     const r = await lspci('-n', '-v', '-s', '00:00.0');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^\tSubsystem: 8086:a01f$/m);
-    assert.match(r.stdout, /^\tMemory at febc0000 \(32-bit, non-prefetchable\)$/m);
+    // The size comes from the backend's description of the BAR (the Hello), as lspci shows it for a local device.
+    assert.match(r.stdout, /^\tMemory at febc0000 \(32-bit, non-prefetchable\) \[size=64\]$/m);
     assert.match(r.stdout, /^\tCapabilities: \[40\] Power Management version 2$/m);
   });
 
   test('--verbose-request logs each request on stderr; stdout is unchanged', async () => {
-    const r = await lspci('-n', '-s', '01.2', '--verbose-request');
-    assert.equal(r.stdout, '00:01.2 0200: 1af4:1041 (rev 01)\n');
+    // A full listing scans like pcifront, so the probes of empty devfns show too.
+    const r = await lspci('-n', '--verbose-request');
+    assert.match(r.stdout, /^00:01\.2 0200: 1af4:1041 \(rev 01\)$/m);
     assert.match(r.stderr, /^xpci:request #\d+ 0000:00:01\.2 ConfigRead offset=0x0 size=4 -> 0x10411af4$/m);
     assert.match(r.stderr, /^xpci:request #\d+ 0000:00:1f\.7 ConfigRead offset=0x0 size=4 -> error DeviceNotFound: /m);
   });

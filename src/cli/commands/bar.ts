@@ -4,16 +4,19 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatAddress } from '../../pci/address.js';
+import { UsageError } from '../errors.js';
+import { batchOption, readBatchOperations } from '../batch-file.js';
 import { frontendOptions, parseSelection, requestFailure, selectOneDevice, withFrontend, type FrontendArgs } from '../frontend-connection.js';
 import { formatBarValue, parseBarOperation, type BarOperation } from '../bar-spec.js';
 
 interface BarArgs extends FrontendArgs {
-  operations: string[];
+  operations?: string[];
+  batch?: string;
   s: string;
 }
 
 export const barCommand: CommandModule<object, BarArgs> = {
-  command: 'bar <operations..>',
+  command: 'bar [operations..]',
   describe: 'read or write a BAR of one device behind a backend',
   builder: (yargs) => frontendOptions(yargs
     .usage([
@@ -29,7 +32,8 @@ export const barCommand: CommandModule<object, BarArgs> = {
         + 'effects (clear-on-read status, FIFOs). The backend refuses BAR access on a --read-only export and '
         + 'while the BAR\'s decode is off (AccessDenied), and outside the BAR (InvalidOffset).',
     ].join('\n'))
-    .positional('operations', { type: 'string', array: true, demandOption: true, describe: 'BAR reads and writes (syntax below), run in order' })
+    .option('batch', batchOption)
+    .positional('operations', { type: 'string', array: true, describe: 'BAR reads and writes (syntax below), run in order' })
     .option('s', { type: 'string', demandOption: true, describe: 'the one function to access: [[[domain]:][bus]:][slot][.[func]] (hex; must match exactly one)' })
     .example('xpci bar -s 00:00.0 0:4.l=12345678 0:4.l', 'write a dword at offset 4 of BAR 0, read it back')
     .example('xpci bar -s 00:00.0 2:10.q', 'read 8 bytes at offset 0x10 of memory BAR 2')
@@ -60,7 +64,9 @@ export const barCommand: CommandModule<object, BarArgs> = {
     ].join('\n'))) as unknown as Argv<BarArgs>,
   handler: async (args) => {
     const matches = parseSelection(args.s, undefined);
-    const operations: BarOperation[] = args.operations.map((text) => parseBarOperation(String(text)));
+    const texts = [...(args.operations ?? []), ...(args.batch === undefined ? [] : readBatchOperations(args.batch))];
+    if (texts.length === 0) throw new UsageError('bar: no operation given (on the command line or with --batch FILE)');
+    const operations: BarOperation[] = texts.map((text) => parseBarOperation(String(text)));
     await withFrontend(args, 'bar', async (client) => {
       const { address, remote } = await selectOneDevice(client, matches, args.s, 'bar');
       for (const op of operations) {

@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 type AnyCommand = CommandModule<any, any>;
 
 const loaders: ReadonlyArray<readonly [name: string, load: () => Promise<AnyCommand>]> = [
+  ['demo', async () => (await import('./demo.js')).demoCommand],
   ['list', async () => (await import('./list.js')).listCommand],
   ['export', async () => (await import('./export.js')).exportCommand],
   ['lspci', async () => (await import('./lspci.js')).lspciCommand],

@@ -6,8 +6,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { formatAddress } from '../../pci/address.js';
 import { readConfigBytes } from '../../pci/config-reader.js';
-import { PCI_STD_HEADER_SIZE, PCI_CFG_SPACE_SIZE } from '../../pci/config-header.js';
+import { PCI_HEADER_TYPE, PCI_STD_HEADER_SIZE, PCI_CFG_SPACE_SIZE } from '../../pci/config-header.js';
 import {
+  formatRegisterTable,
   formatRegisterValue,
   parseRegisterSpec,
   RegisterSpecError,
@@ -16,11 +17,15 @@ import {
   type ResolvedRegister,
 } from '../../pci/register-names.js';
 import { RuntimeError, UsageError } from '../errors.js';
+import { batchOption, readBatchOperations } from '../batch-file.js';
 import { frontendOptions, parseSelection, requestFailure, selectDevices, withFrontend, type FrontendArgs, type SelectedDevice } from '../frontend-connection.js';
 import { hex } from '../../pci/hex.js';
 
 interface SetpciArgs extends FrontendArgs {
-  operations: string[];
+  operations?: string[];
+  batch?: string;
+  f: boolean;
+  dumpregs: boolean;
   s?: string;
   d?: string;
   D: boolean;
@@ -37,6 +42,19 @@ function capabilityTrace(spec: RegisterSpec, register: ResolvedRegister): string
   return kind === 'standard' ? `(cap ${hex(id, 2)} @${hex(base, 2)}) ` : `(ecap ${hex(id, 4)} @${hex(base, 3)}) `;
 }
 
+/**
+ * What resolving the specs needs: header names depend only on the header type, which the backend's
+ * device list carries, so plain register operations cost no extra request; capability names need
+ * the capability lists, read from config space.
+ */
+async function configForResolving(remote: SelectedDevice['remote'], specs: RegisterSpec[]): Promise<Uint8Array> {
+  const headerType = remote.descriptor?.headerType;
+  if (headerType === undefined || specs.some((s) => s.capability)) return readConfigBytes(remote, snapshotLength(specs, remote.configSize));
+  const header = new Uint8Array(PCI_STD_HEADER_SIZE);
+  header[PCI_HEADER_TYPE] = headerType;
+  return header;
+}
+
 /** How much config space resolving these specs needs: the header, or all of it for capability names. */
 function snapshotLength(specs: RegisterSpec[], configSize: number): number {
   if (specs.some((s) => s.capability?.kind === 'extended')) return configSize;
@@ -49,7 +67,7 @@ async function runOnDevice(device: SelectedDevice, specs: RegisterSpec[], args: 
   const { remote } = device;
   let config: Uint8Array;
   try {
-    config = await readConfigBytes(remote, snapshotLength(specs, remote.configSize));
+    config = await configForResolving(remote, specs);
   } catch (error) {
     throw requestFailure(`${bdf}: reading config space`, error);
   }
@@ -67,7 +85,8 @@ async function runOnDevice(device: SelectedDevice, specs: RegisterSpec[], args: 
     if (register.values.length === 0) {
       let value: number;
       try {
-        value = await remote.read(register.offset, width);
+        // Past the function's config space, setpci prints all ones (libpci's answer to a short read); no request.
+        value = register.offset + width > remote.configSize ? WIDTH_MASK[width] : await remote.read(register.offset, width);
       } catch (error) {
         throw requestFailure(where(register.offset), error);
       }
@@ -97,7 +116,7 @@ async function runOnDevice(device: SelectedDevice, specs: RegisterSpec[], args: 
 }
 
 export const setpciCommand: CommandModule<object, SetpciArgs> = {
-  command: 'setpci <operations..>',
+  command: 'setpci [operations..]',
   describe: 'read or write config registers of devices behind a backend, in setpci syntax',
   builder: (yargs) => frontendOptions(yargs
     .usage([
@@ -116,11 +135,14 @@ export const setpciCommand: CommandModule<object, SetpciArgs> = {
         + 'addresses it presents (virtual ones in vpci mode), decode bits as the frontend set them. -D shows '
         + 'what would be written without writing.',
     ].join('\n'))
-    .positional('operations', { type: 'string', array: true, demandOption: true, describe: 'register reads and writes (syntax below), run in order on each selected function' })
+    .option('batch', batchOption)
+    .positional('operations', { type: 'string', array: true, describe: 'register reads and writes (syntax below), run in order on each selected function' })
     .option('s', { type: 'string', describe: 'functions in these slots: [[[domain]:][bus]:][slot][.[func]] (hex; empty or * = any)' })
     .option('d', { type: 'string', describe: 'functions with these ids: [vendor]:[device][:class[:prog-if]] (hex; empty or * = any; an x digit in the class = any)' })
     .option('D', { type: 'boolean', default: false, describe: 'demo mode, as setpci -D: send no writes (the reads that resolve names and masks still happen)' })
     .option('v', { type: 'boolean', default: false, describe: 'print one line per operation, as setpci -v (see OUTPUT)' })
+    .option('f', { type: 'boolean', default: false, describe: 'as setpci -f: no warning when -s/-d select no function' })
+    .option('dumpregs', { type: 'boolean', default: false, describe: "list the register names setpci knows, in setpci --dumpregs' format, and exit" })
     .example('xpci setpci -s 00:00.0 COMMAND', 'read the command register: 4 hex digits, e.g. 0006')
     .example('xpci setpci -s 00:00.0 CACHE_LINE_SIZE=10', 'write one byte (cache line size reaches the hardware)')
     .example('xpci setpci -s 00:00.0 COMMAND=0002:0002', "memory decode on, other bits kept (before 'xpci bar')")
@@ -151,7 +173,8 @@ export const setpciCommand: CommandModule<object, SetpciArgs> = {
         + 'the VPD address (the write itself may be an action). Full table: docs/security.md.',
       '  Clearing a decode bit in COMMAND changes only the frontend\'s view (the hardware keeps decoding); '
         + "'xpci bar' is refused for that kind of BAR until it is set again.",
-      "  InvalidOffset: a register past the function's config space (256 bytes, 4096 for PCI Express).",
+      "  InvalidOffset: a write past the function's config space (256 bytes, 4096 for PCI Express); a read there "
+        + 'prints all ones (ffffffff), as setpci does, without asking the backend.',
       '',
       'OUTPUT',
       '  Each read prints the value on a line of its own, 2, 4 or 8 hex digits without 0x (e.g. 0006); writes '
@@ -159,15 +182,21 @@ export const setpciCommand: CommandModule<object, SetpciArgs> = {
         + "write, 'OLD->(VALUE:MASK)->NEW' for a masked one, with '(cap ID @BASE) ' before @ for a capability "
         + 'register. At the first failure the lines so far are printed, then the error; the rest is not run.',
       '',
-      'Exit status: 0 every operation done (also with -D); 1 no backend at the path, the backend refused the '
-        + 'session, -s/-d select no function, a function lacks a named register or capability, or a request '
+      'Exit status: 0 every operation done (also with -D), or -s/-d select no function (a warning, as setpci; '
+        + '-f silences it); 1 no backend at the path, the backend refused the session, a function lacks a named register or capability, or a request '
         + 'failed (AccessDenied, InvalidOffset, ...); 2 no -s/-d, or a bad selector, register, width, value, '
         + 'mask or option (found before connecting).',
     ].join('\n'))) as unknown as Argv<SetpciArgs>,
   handler: async (args) => {
+    if (args.dumpregs) {
+      process.stdout.write(formatRegisterTable());
+      return;
+    }
     if (args.s === undefined && args.d === undefined) throw new UsageError('setpci: select the devices with -s (or -d)');
     const matches = parseSelection(args.s, args.d);
-    const specs = args.operations.map((text) => {
+    const texts = [...(args.operations ?? []), ...(args.batch === undefined ? [] : readBatchOperations(args.batch))];
+    if (texts.length === 0) throw new UsageError('setpci: no operation given (on the command line or with --batch FILE)');
+    const specs = texts.map((text) => {
       try {
         return parseRegisterSpec(String(text));
       } catch (error) {
@@ -179,7 +208,8 @@ export const setpciCommand: CommandModule<object, SetpciArgs> = {
     try {
       await withFrontend(args, 'setpci', async (client) => {
         const devices = await selectDevices(client, matches);
-        if (devices.length === 0) throw new RuntimeError('setpci: no devices selected');
+        // As setpci: a warning, not a failure (-f silences it), so a script may name optional devices.
+        if (devices.length === 0 && !args.f) process.stderr.write('xpci: warning: setpci: no devices selected; nothing done\n');
         for (const device of devices) await runOnDevice(device, specs, args, out);
       });
     } finally {
