@@ -9,11 +9,19 @@
         "addon/args.cc",
         "addon/debug_log.cc",
         "addon/errors.cc",
+        "addon/eventfd.cc",
+        "addon/fd_args.cc",
+        "addon/fd_io.cc",
+        "addon/fd_mmap.cc",
+        "addon/fd_poller.cc",
+        "addon/memfd.cc",
         "addon/memory_mapping.cc",
         "addon/module.cc",
         "addon/peer_credentials.cc",
         "addon/register_file.cc",
-        "addon/unix_fd_passing.cc"
+        "addon/shared_memory.cc",
+        "addon/unix_fd_passing.cc",
+        "addon/vfio_ioctl.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -11,6 +11,8 @@
 #include "args.h"
 #include "debug_log.h"
 #include "errors.h"
+#include "fd_args.h"
+#include "fd_mmap.h"
 #include "retry_eintr.h"
 
 namespace xpci {
@@ -95,7 +97,24 @@ Napi::Value MemoryMapping::Map(const Napi::CallbackInfo& info, Napi::FunctionRef
     ThrowErrno(env, err, "mmap", path);
   }
   XPCI_LOG("mmap %s length=0x%" PRIx64 " %s -> %p", path.c_str(), length, writable ? "rw" : "ro", base);
+  return Adopt(cls, path, writable, base, length);
+}
 
+Napi::Value MemoryMapping::MapFd(const Napi::CallbackInfo& info, Napi::FunctionReference& cls) {
+  Napi::Env env = info.Env();
+  const std::string none;
+  Site site{env, "mmap", none};
+  int fd = FdArg(site, info[0]);
+  uint64_t offset = U64Arg(site, info[1], "offset");
+  uint64_t length = IntegerArg(site, info[2], "length", kMaxSafeInteger);
+  bool writable = BoolArg(site, info[3], "writable");
+  std::string label = PathArg(site, info[4]);
+  void* base = MapSharedWindow(env, fd, offset, length, writable, label);
+  return Adopt(cls, label, writable, base, length);
+}
+
+Napi::Object MemoryMapping::Adopt(Napi::FunctionReference& cls, const std::string& path, bool writable, void* base,
+                                  size_t length) {
   Napi::Object object;
   try {
     object = cls.New({});

@@ -15,6 +15,9 @@ class MemoryMapping : public Napi::ObjectWrap<MemoryMapping> {
   static Napi::Function Class(Napi::Env env);
   // mapResource(path, writable, length?): maps the file and returns a new instance of `cls`.
   static Napi::Value Map(const Napi::CallbackInfo& info, Napi::FunctionReference& cls);
+  // mapFd(fd, offset, length, writable, label): maps `length` bytes of an open fd at `offset` (a VFIO
+  // region of a device fd); `label` stands in for the path in messages.
+  static Napi::Value MapFd(const Napi::CallbackInfo& info, Napi::FunctionReference& cls);
 
   // Instances are only made by Map; one constructed from JS stays unmapped.
   explicit MemoryMapping(const Napi::CallbackInfo& info);
@@ -30,6 +33,10 @@ class MemoryMapping : public Napi::ObjectWrap<MemoryMapping> {
   void Write(const Napi::CallbackInfo& info);
   void Write64(const Napi::CallbackInfo& info);
   void Unmap(const Napi::CallbackInfo& info);
+
+  // A new instance of `cls` owning [base, base + length); unmaps it if the instance cannot be made.
+  static Napi::Object Adopt(Napi::FunctionReference& cls, const std::string& path, bool writable, void* base,
+                            size_t length);
 
   // Checks run before any access: mapped (and writable for a store), then offset in bounds and aligned.
   void CheckUsable(Napi::Env env, const char* op, bool store) const;

@@ -16,14 +16,16 @@ import { fileURLToPath } from 'node:url';
  *   misaligned MMIO offset / integer out of range, access past the end of a mapping);
  * - 'EBADF': use of a closed file or an unmapped mapping, or a write through a read-only one;
  * - 'ESHORT': pread/pwrite moved fewer bytes than asked (errno 0; see bytesRead / bytesWritten).
+ * fd-based calls (VFIO, eventfd, memfd) have no `path`; an ioctl's message names the request.
  */
 export interface NativeError extends Error {
   /** errno name, e.g. 'EACCES'; see above for the addon's own codes */
   code: string;
   /** errno number (0 for 'ESHORT') */
   errno: number;
-  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt', 'sendmsg', 'recvmsg',
-   *  'fcntl', 'socket', 'connect', 'uv_poll_init', 'uv_poll_start'; 'load'/'store' (mapping) */
+  /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt', 'ioctl', 'eventfd',
+   * 'memfd_create', 'ftruncate', 'read', 'write', 'sendmsg', 'recvmsg', 'fcntl', 'socket', 'connect',
+   * 'uv_poll_init', 'uv_poll_start'; 'load'/'store' (mapping) */
   syscall: string;
   path?: string;
   /** 'ESHORT' from a read: bytes actually read */
@@ -80,6 +82,78 @@ export interface MemoryMapping {
 
 export interface PeerCredentials { pid: number; uid: number; gid: number }
 
+/**
+ * Ordinary memory mapped MAP_SHARED from an fd (DMA memory: a memfd, or another process's memory fd).
+ * Bulk copies in and out; `offset + length` past the mapping throws ERANGE, use after unmap EBADF.
+ */
+export interface SharedMemory {
+  readonly length: number;
+  readonly mapped: boolean;
+  read(offset: number, length: number): Buffer;
+  write(offset: number, data: Uint8Array): void;
+  /** Idempotent. Also done when the object is garbage collected. */
+  unmap(): void;
+}
+
+/**
+ * A uv_poll_t on the event loop: the callback runs whenever the fd is readable (level-triggered, so
+ * it must drain the fd) with null, or libuv's error name if polling failed. Holds itself alive until
+ * closed; close before closing the fd.
+ */
+export interface FdPoller {
+  readonly fd: number;
+  readonly active: boolean;
+  /** Idempotent; allowed inside the callback. */
+  close(): void;
+}
+
+/** The values of linux/vfio.h the VFIO back end uses (names without the VFIO_ prefix). */
+export interface VfioConstants {
+  API_VERSION: number;
+  TYPE1_IOMMU: number;
+  TYPE1v2_IOMMU: number;
+  NOIOMMU_IOMMU: number;
+  GROUP_FLAGS_VIABLE: number;
+  GROUP_FLAGS_CONTAINER_SET: number;
+  DEVICE_FLAGS_RESET: number;
+  DEVICE_FLAGS_PCI: number;
+  REGION_INFO_FLAG_READ: number;
+  REGION_INFO_FLAG_WRITE: number;
+  REGION_INFO_FLAG_MMAP: number;
+  PCI_BAR0_REGION_INDEX: number;
+  PCI_ROM_REGION_INDEX: number;
+  PCI_CONFIG_REGION_INDEX: number;
+  PCI_INTX_IRQ_INDEX: number;
+  PCI_MSI_IRQ_INDEX: number;
+  PCI_MSIX_IRQ_INDEX: number;
+  IRQ_INFO_EVENTFD: number;
+  IRQ_INFO_MASKABLE: number;
+  IRQ_INFO_AUTOMASKED: number;
+  IRQ_INFO_NORESIZE: number;
+  IRQ_SET_DATA_NONE: number;
+  IRQ_SET_DATA_BOOL: number;
+  IRQ_SET_DATA_EVENTFD: number;
+  IRQ_SET_ACTION_MASK: number;
+  IRQ_SET_ACTION_UNMASK: number;
+  IRQ_SET_ACTION_TRIGGER: number;
+  DMA_MAP_FLAG_READ: number;
+  DMA_MAP_FLAG_WRITE: number;
+}
+
+export interface VfioDeviceInfo { flags: number; numRegions: number; numIrqs: number }
+
+export interface VfioRegionInfo {
+  index: number;
+  flags: number;
+  size: bigint;
+  /** offset of the region in the device fd (for pread/pwrite/mmap) */
+  offset: bigint;
+  /** the sparse-mmap capability's areas (offsets inside the region), or null without one */
+  sparseMmap: { offset: bigint; size: bigint }[] | null;
+}
+
+export interface VfioIrqInfo { flags: number; count: number }
+
 export interface BuildInfo {
   /** Compiled with native debug logging (XPCI_DEBUG=1 at build time or a Debug build). */
   debugLogging: boolean;
@@ -106,6 +180,44 @@ export interface NativeBinding {
   openRegisterFile(path: string, writable: boolean): RegisterFile;
   /** length defaults to the file size; must be > 0 and <= the file size. */
   mapResource(path: string, writable: boolean, length?: number): MemoryMapping;
+  /** mmap `length` bytes of an open fd at `offset` (a VFIO region); `label` names it in errors. */
+  mapFd(fd: number, offset: bigint | number, length: number, writable: boolean, label: string): MemoryMapping;
+  mapSharedMemory(fd: number, offset: bigint | number, length: number, writable: boolean): SharedMemory;
+  /** memfd_create (close-on-exec) sized to `size` bytes with ftruncate; returns the fd */
+  memfdCreate(name: string, size: number): number;
+  /** a non-blocking, close-on-exec eventfd */
+  eventfdCreate(initial?: number): number;
+  /** the counter (reading resets it), or null when it is zero */
+  eventfdRead(fd: number): bigint | null;
+  eventfdWrite(fd: number, value: bigint): void;
+  watchFd(fd: number, callback: (error: string | null) => void): FdPoller;
+  /** one pread/pwrite of exactly `width` bytes at a 64-bit offset, little-endian */
+  fdReadRegister(fd: number, offset: bigint | number, width: 1 | 2 | 4 | 8): bigint;
+  fdWriteRegister(fd: number, offset: bigint | number, width: 1 | 2 | 4 | 8, value: bigint): void;
+  closeFd(fd: number): void;
+
+  // VFIO ioctls (linux/vfio.h), one call each; failures are NativeErrors with syscall 'ioctl'.
+  readonly vfioConstants: VfioConstants;
+  vfioGetApiVersion(containerFd: number): number;
+  vfioCheckExtension(containerFd: number, extension: number): number;
+  vfioSetIommu(containerFd: number, type: number): void;
+  /** the group's flags (GROUP_FLAGS_*) */
+  vfioGroupGetStatus(groupFd: number): number;
+  vfioGroupSetContainer(groupFd: number, containerFd: number): void;
+  vfioGroupUnsetContainer(groupFd: number): void;
+  /** the device fd (close-on-exec) of the device named by its sysfs name (e.g. 0000:00:03.0) */
+  vfioGroupGetDeviceFd(groupFd: number, name: string): number;
+  vfioDeviceGetInfo(deviceFd: number): VfioDeviceInfo;
+  vfioDeviceGetRegionInfo(deviceFd: number, index: number): VfioRegionInfo;
+  vfioDeviceGetIrqInfo(deviceFd: number, index: number): VfioIrqInfo;
+  /** `data`: the bytes after struct vfio_irq_set (an int32 eventfd or a uint8 bool per vector) */
+  vfioDeviceSetIrqs(deviceFd: number, flags: number, index: number, start: number, count: number, data?: Uint8Array): void;
+  vfioDeviceReset(deviceFd: number): void;
+  /** pins `size` bytes of `memory` at `memoryOffset` and maps them at `iova` */
+  vfioIommuMapDma(containerFd: number, memory: SharedMemory, memoryOffset: number, size: number, iova: bigint, flags: number): void;
+  /** returns the bytes the kernel unmapped */
+  vfioIommuUnmapDma(containerFd: number, iova: bigint, size: bigint | number, flags?: number): bigint;
+
   /** SO_PEERCRED of a connected Unix socket fd. */
   peerCredentials(fd: number): PeerCredentials;
   buildInfo(): BuildInfo;

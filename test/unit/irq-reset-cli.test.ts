@@ -11,7 +11,7 @@ import { runXpci } from '../support/xpci-process.js';
 describe('xpci irq and xpci reset against the mini backend', () => {
   let backend: MiniBackend;
   const requests: Request[] = [];
-  /** Interrupt events the mini backend sends after the first config read of each session. */
+  /** Interrupt events the mini backend sends once a session's Hello is answered (the CLI may send nothing else before it waits). */
   let pending: Buffer[] = [];
   before(async () => {
     const config = buildConfigImage({ vendor: 0x1234, device: 0x11e8, classCode: 0x00ff00 });
@@ -19,10 +19,13 @@ describe('xpci irq and xpci reset against the mini backend', () => {
       devices: [{ address: '00:00.0', config }, { address: '00:01.0', config }],
       handle: (request, reply) => {
         requests.push(request);
-        if (request.type !== MessageType.ConfigRead || pending.length === 0) return reply;
-        const events = pending;
-        pending = [];
-        return [reply, ...events];
+        if (request.type === MessageType.Hello && pending.length > 0) {
+          const events = Buffer.concat(pending);
+          pending = [];
+          // After the Hello reply has been taken in: events before it are not for this session yet.
+          setTimeout(() => backend.writeRaw(events), 100);
+        }
+        return reply;
       },
     });
   });

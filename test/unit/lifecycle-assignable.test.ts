@@ -66,7 +66,7 @@ describe('assignable-add / assignable-remove on a simulated kernel', () => {
           b.kernel.write(path, value);
         },
       };
-      const [added] = assignableAdd([parseAddress('06:01.0')], { ...b.options, writer });
+      const [added] = assignableAdd([parseAddress('06:01.0')], { ...b.options, writer, driver: 'pci-stub' });
       assert.deepEqual(added, { bdf: A, action: 'seized', originalDriver: 'e1000', driver: 'pci-stub', notes: [] });
       assert.equal(recordedBeforeFirstWrite, true, 'the record must exist before the first sysfs write');
       assert.deepEqual(b.modules, ['pci-stub']);
@@ -91,6 +91,46 @@ describe('assignable-add / assignable-remove on a simulated kernel', () => {
       assert.equal(b.kernel.driverOf(A), 'e1000');
       assert.equal(readRecord(b.stateDir, A), null);
       assert.deepEqual(assignableList(b.stateDir, b.tree.root), []);
+    } finally {
+      b.done();
+    }
+  });
+
+  test('the holding driver: vfio-pci by default where the device has an IOMMU group, else pci-stub; --driver moves it, the original driver stays recorded', () => {
+    const B = '0000:06:02.0';
+    const b = bed([device(A, { iommuGroup: 5 }), device(B)], { [A]: 'e1000', [B]: 'e1000' });
+    try {
+      const added = assignableAdd([parseAddress(A), parseAddress(B)], b.options);
+      assert.deepEqual(added.map((o) => [o.bdf, o.action, o.originalDriver, o.driver]), [[A, 'seized', 'e1000', 'vfio-pci'], [B, 'seized', 'e1000', 'pci-stub']]);
+      assert.deepEqual(b.modules.sort(), ['pci-stub', 'vfio-pci'], 'each holding driver loaded when missing');
+      assert.deepEqual(b.kernel.writesTo(`${A}/driver_override`), ['vfio-pci']);
+      assert.deepEqual(assignableAdd([parseAddress(A)], b.options).map((o) => o.action), ['already-held']);
+
+      b.kernel.writes.length = 0;
+      const [moved] = assignableAdd([parseAddress(A)], { ...b.options, driver: 'pci-stub' });
+      assert.deepEqual([moved.action, moved.originalDriver, moved.driver, moved.notes], ['seized', 'e1000', 'pci-stub', ['moved from vfio-pci to pci-stub']]);
+      assert.deepEqual(b.kernel.writes, [
+        { path: `bus/pci/devices/${A}/driver_override`, value: 'pci-stub' },
+        { path: `bus/pci/devices/${A}/driver/unbind`, value: A },
+        { path: 'bus/pci/drivers_probe', value: A },
+      ]);
+      const [back] = assignableAdd([parseAddress(A)], { ...b.options, driver: 'vfio-pci' });
+      assert.deepEqual([back.originalDriver, back.driver], ['e1000', 'vfio-pci']);
+
+      const removed = assignableRemove([parseAddress(A), parseAddress(B)], b.options);
+      assert.deepEqual(removed.map((o) => [o.bdf, o.action, o.driver]), [[B, 'released', 'e1000'], [A, 'released', 'e1000']], 'reverse order');
+      assert.equal(b.kernel.driverOf(A), 'e1000');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a device on vfio-pci without a record is xpci-held for assignable-remove, as one on pci-stub', () => {
+    const b = bed([device(A, { driver: 'vfio-pci', iommuGroup: 5 })], { [A]: 'e1000' });
+    try {
+      mkdirSync(join(b.tree.root, 'bus', 'pci', 'drivers', 'e1000'), { recursive: true });
+      const [removed] = assignableRemove([parseAddress(A)], b.options);
+      assert.deepEqual([removed.action, removed.driver], ['released', 'e1000']);
     } finally {
       b.done();
     }

@@ -1,10 +1,10 @@
 /**
  * `xpci assignable-add/-remove/-list`: take devices from their host drivers and park them on
- * pci-stub, and give them back exactly as they were (xen-pciback.md §2.5, libxl's
+ * vfio-pci or pci-stub, and give them back exactly as they were (xen-pciback.md §2.5, libxl's
  * pci-assignable-*). Every step is idempotent, so re-running a command after a crash finishes it.
  *
- * Seize: record the current driver (atomically, first), driver_override = pci-stub, unbind, probe,
- * verify. Hand back: clear driver_override, unbind from pci-stub, probe, verify the original driver
+ * Seize: record the current driver (atomically, first), driver_override = vfio-pci or pci-stub,
+ * unbind, probe, verify. Hand back: clear driver_override, unbind from pci-stub, probe, verify the original driver
  * took it, forget the record. Each device is handled under its export lock, so a device that a
  * live backend exports is never pulled away from it, and a lock left by a killed backend is cleared.
  */
@@ -19,8 +19,8 @@ import { forgetRecord, listRecords, readRecord, writeRecord } from './assignable
 import { findSeparationProblems } from './separation.js';
 import { fileSysfsWriter, type SysfsWriter } from './sysfs-writer.js';
 import {
-  HOLDING_DRIVERS, STUB_DRIVER, currentDriver, driverOverridePath, driverUnbindPath, driversProbePath,
-  ensureStubDriver, modprobe, type ModuleLoader,
+  HOLDING_DRIVERS, XPCI_DRIVERS, currentDriver, defaultXpciDriver, driverOverridePath, driverUnbindPath,
+  driversProbePath, ensureXpciDriver, modprobe, type ModuleLoader, type XpciDriver,
 } from './driver-binding.js';
 
 export interface AssignableOptions {
@@ -28,7 +28,11 @@ export interface AssignableOptions {
   stateDir: string;
   writer?: SysfsWriter;
   loadModule?: ModuleLoader;
+  /** assignable-add: the driver to park devices on; default vfio-pci where a device has an IOMMU group, else pci-stub */
+  driver?: XpciDriver;
 }
+
+const isXpciDriver = (driver: string | null): driver is XpciDriver => XPCI_DRIVERS.includes(driver as XpciDriver);
 
 export type AssignableAction = 'seized' | 'already-held' | 'released' | 'not-held' | 'failed' | 'not-attempted';
 
@@ -117,16 +121,20 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
   const problems = findSeparationProblems(all, requested);
   if (problems.length > 0) throw new LifecycleError(`refused: ${problems.join('; ')}`);
   ensureStateDir(stateDir);
-  if (requested.some((d) => d.driver !== STUB_DRIVER)) ensureStubDriver(sysfsRoot, options.loadModule ?? modprobe);
+  const target = (device: PciDeviceInfo): XpciDriver => options.driver ?? defaultXpciDriver(device);
+  for (const driver of new Set(requested.filter((d) => d.driver !== target(d)).map(target))) {
+    ensureXpciDriver(sysfsRoot, driver, options.loadModule ?? modprobe);
+  }
 
   const alreadyHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
     const record = readRecord(stateDir, device.bdf);
     const driver = currentDriver(sysfsRoot, device.address);
-    if (driver !== STUB_DRIVER || !record) return null;
-    return { bdf: device.bdf, action: 'already-held', originalDriver: record.originalDriver, driver, notes: ['already held on pci-stub; nothing to do'] };
+    if (driver !== target(device) || !record) return null;
+    return { bdf: device.bdf, action: 'already-held', originalDriver: record.originalDriver, driver, notes: [`already held on ${driver}; nothing to do`] };
   };
   return runEach(requested.sort(functionZeroLast), options, 'assignable-add', alreadyHeld, (device) => {
     const { address, bdf } = device;
+    const wanted = target(device);
     const record = readRecord(stateDir, bdf);
     const driver = currentDriver(sysfsRoot, address);
     const notes: string[] = [];
@@ -134,19 +142,20 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
     // interrupted assignable-add recorded.
     const inHostUse = driver !== null && !HOLDING_DRIVERS.includes(driver);
     const originalDriver = inHostUse ? driver : record?.originalDriver ?? null;
-    if (driver === STUB_DRIVER) notes.push('was already on pci-stub without an xpci record: original driver unknown');
+    if (driver === wanted) notes.push(`was already on ${wanted} without an xpci record: original driver unknown`);
+    else if (isXpciDriver(driver) && record) notes.push(`moved from ${driver} to ${wanted}`);
     else if (driver !== null && !inHostUse) notes.push(`taken from ${driver}, which is not a host driver: it is not recorded as the original driver`);
-    if (record && !inHostUse) notes.push('finishing an earlier interrupted assignable-add');
+    if (record && !inHostUse && !isXpciDriver(driver)) notes.push('finishing an earlier interrupted assignable-add');
     writeRecord(stateDir, { bdf, originalDriver, sysfsRoot, since: record?.since ?? new Date().toISOString() });
 
-    writer.write(driverOverridePath(sysfsRoot, address), STUB_DRIVER);
-    if (driver !== STUB_DRIVER) {
+    writer.write(driverOverridePath(sysfsRoot, address), wanted);
+    if (driver !== wanted) {
       if (driver !== null) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
       writer.write(driversProbePath(sysfsRoot), bdf);
     }
     const now = currentDriver(sysfsRoot, address);
-    if (now !== STUB_DRIVER) {
-      throw new LifecycleError(`not bound to ${STUB_DRIVER} after probing (driver now: ${now ?? 'none'}); its original driver ${originalDriver ?? '(none)'} stays recorded for assignable-remove`);
+    if (now !== wanted) {
+      throw new LifecycleError(`not bound to ${wanted} after probing (driver now: ${now ?? 'none'}); its original driver ${originalDriver ?? '(none)'} stays recorded for assignable-remove`);
     }
     return { bdf, action: 'seized', originalDriver, driver: now, notes };
   });
@@ -161,7 +170,7 @@ export function assignableRemove(addresses: readonly PciAddress[], options: Assi
 
   const notHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
     const driver = currentDriver(sysfsRoot, device.address);
-    if (driver === STUB_DRIVER || readRecord(stateDir, device.bdf)) return null;
+    if (isXpciDriver(driver) || readRecord(stateDir, device.bdf)) return null;
     return { bdf: device.bdf, action: 'not-held', originalDriver: null, driver, notes: [`not held by xpci (driver: ${driver ?? 'none'}); nothing to do`] };
   };
   return runEach(requested.sort(functionZeroLast).reverse(), options, 'assignable-remove', notHeld, (device) => {
@@ -176,8 +185,8 @@ export function assignableRemove(addresses: readonly PciAddress[], options: Assi
       forgetRecord(stateDir, bdf);
       return { bdf, action: 'released', originalDriver: expected, driver, notes: [`already back on host driver ${driver} (recorded original: ${expected ?? 'none'}); record forgotten`] };
     }
-    if (driver === STUB_DRIVER) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
-    if (driver === STUB_DRIVER || driver === null) writer.write(driversProbePath(sysfsRoot), bdf);
+    if (isXpciDriver(driver)) writer.write(driverUnbindPath(sysfsRoot, address), bdf);
+    if (isXpciDriver(driver) || driver === null) writer.write(driversProbePath(sysfsRoot), bdf);
     const now = currentDriver(sysfsRoot, address);
     if (expected !== null && now !== expected) {
       throw new LifecycleError(`re-probe left it with ${now === null ? 'no driver' : `driver ${now}`}, not its original driver ${expected}: is the ${expected} module loaded? (modprobe ${expected}, then run assignable-remove again; the record is kept)`);
@@ -191,7 +200,7 @@ export function assignableRemove(addresses: readonly PciAddress[], options: Assi
 export interface AssignableListing {
   bdf: string;
   originalDriver: string | null;
-  /** driver bound now; pci-stub while held */
+  /** driver bound now; vfio-pci or pci-stub while held */
   driver: string | null;
   since: string;
   sysfsRoot: string;

@@ -9,14 +9,22 @@ import type { PciAddress } from '../../pci/address.js';
 import { deviceDir, pciDriversDir } from '../../host/sysfs/paths.js';
 import { LifecycleError } from './errors.js';
 
-/** The driver xpci parks seized devices on: it binds, claims nothing and keeps host drivers off. */
+/** A driver xpci parks seized devices on: it binds, claims nothing and keeps host drivers off. */
 export const STUB_DRIVER = 'pci-stub';
+/** The driver that also gives xpci the device's interrupts, DMA (through the IOMMU) and reset. */
+export const VFIO_DRIVER = 'vfio-pci';
+/** What `assignable-add --driver` accepts; a device on either is xpci's to export. */
+export const XPCI_DRIVERS = [VFIO_DRIVER, STUB_DRIVER] as const;
+export type XpciDriver = (typeof XPCI_DRIVERS)[number];
+
+/** vfio-pci where the device has an IOMMU group (VFIO needs one), else pci-stub. */
+export const defaultXpciDriver = (device: { iommuGroup: number | null }): XpciDriver => (device.iommuGroup !== null ? VFIO_DRIVER : STUB_DRIVER);
 
 /**
  * Drivers that only hold a device for assignment: a device on one of them is not in host use, so it
  * does not make a sibling unsafe to separate.
  */
-export const HOLDING_DRIVERS: readonly string[] = [STUB_DRIVER, 'vfio-pci', 'pciback', 'xen-pciback'];
+export const HOLDING_DRIVERS: readonly string[] = [...XPCI_DRIVERS, 'pciback', 'xen-pciback'];
 
 /** Name of the bound driver from the `driver` link, or null when unbound. */
 export function currentDriver(sysfsRoot: string, address: PciAddress): string | null {
@@ -45,12 +53,14 @@ export const modprobe: ModuleLoader = (module) => {
   }
 };
 
-/** Make sure `<root>/bus/pci/drivers/pci-stub` exists, loading the module if needed. */
-export function ensureStubDriver(sysfsRoot: string, loadModule: ModuleLoader = modprobe): void {
-  const dir = join(pciDriversDir(sysfsRoot), STUB_DRIVER);
+const DRIVER_CONFIG: Record<XpciDriver, string> = { 'pci-stub': 'CONFIG_PCI_STUB', 'vfio-pci': 'CONFIG_VFIO_PCI' };
+
+/** Make sure `<root>/bus/pci/drivers/<driver>` exists, loading the module if needed. */
+export function ensureXpciDriver(sysfsRoot: string, driver: XpciDriver, loadModule: ModuleLoader = modprobe): void {
+  const dir = join(pciDriversDir(sysfsRoot), driver);
   if (existsSync(dir)) return;
-  loadModule(STUB_DRIVER);
+  loadModule(driver);
   if (!existsSync(dir)) {
-    throw new LifecycleError(`${STUB_DRIVER} is not available: ${dir} is still missing after loading the module (is CONFIG_PCI_STUB enabled?)`);
+    throw new LifecycleError(`${driver} is not available: ${dir} is still missing after loading the module (is ${DRIVER_CONFIG[driver]} enabled?)`);
   }
 }

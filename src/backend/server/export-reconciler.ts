@@ -12,7 +12,7 @@ import createDebug from 'debug';
 import { formatAddress, packAddress, type PciAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
 import type { DenialRecord } from '../exported-device.js';
-import { STUB_DRIVER } from '../lifecycle/driver-binding.js';
+import { XPCI_DRIVERS } from '../lifecycle/driver-binding.js';
 import { DeviceTable, type TableEntry } from './device-table.js';
 import type { DeviceEndpoint } from './dispatcher.js';
 import { hex } from '../../pci/hex.js';
@@ -147,8 +147,8 @@ export class ExportReconciler<D extends ManagedDevice> {
     if (info.isBridge) {
       throw new Error(`${bdf} is a bridge (class ${hex(info.classCode, 6)}): bridges are never exported, since whoever controls a bridge controls every device behind it`);
     }
-    if (info.driver !== null && info.driver !== STUB_DRIVER && !this.policy.readOnly) {
-      throw new Error(`${bdf} is in use by host driver '${info.driver}': run 'xpci assignable-add ${bdf}' to hand it to ${STUB_DRIVER} first, or export it with --read-only`);
+    if (info.driver !== null && !(XPCI_DRIVERS as readonly string[]).includes(info.driver) && !this.policy.readOnly) {
+      throw new Error(`${bdf} is in use by host driver '${info.driver}': run 'xpci assignable-add ${bdf}' to hand it to ${XPCI_DRIVERS.join(' or ')} first, or export it with --read-only`);
     }
     const facts = { virtualFunction: info.isVirtualFunction };
     const guest = this.table.place(want.address, facts);

@@ -1,6 +1,6 @@
 /**
  * `xpci assignable-add|assignable-remove|assignable-list`: seize devices from host drivers onto
- * pci-stub and give them back, like `xl pci-assignable-*`. The work is in
+ * vfio-pci or pci-stub and give them back, like `xl pci-assignable-*`. The work is in
  * src/backend/lifecycle/assignable.ts; this file parses options and prints.
  */
 import type { Argv, CommandModule } from 'yargs';
@@ -10,10 +10,12 @@ import { resolveStateDir } from '../../backend/lifecycle/state-dir.js';
 import {
   AssignableError, assignableAdd, assignableList, assignableRemove, type AssignableOutcome,
 } from '../../backend/lifecycle/assignable.js';
+import { XPCI_DRIVERS, type XpciDriver } from '../../backend/lifecycle/driver-binding.js';
 import { RuntimeError } from '../errors.js';
 
 interface DeviceArgs {
   bdf: string[];
+  driver?: XpciDriver;
   'sysfs-root': string;
   'state-dir'?: string;
   json: boolean;
@@ -55,7 +57,7 @@ function print(outcomes: AssignableOutcome[], json: boolean): void {
 
 function run(args: DeviceArgs, operation: typeof assignableAdd): void {
   const addresses = args.bdf.map((text) => parseAddress(String(text)));
-  const options = { sysfsRoot: args['sysfs-root'], stateDir: resolveStateDir(args['state-dir']) };
+  const options = { sysfsRoot: args['sysfs-root'], stateDir: resolveStateDir(args['state-dir']), driver: args.driver };
   try {
     print(operation(addresses, options), args.json);
   } catch (error) {
@@ -67,22 +69,28 @@ function run(args: DeviceArgs, operation: typeof assignableAdd): void {
 
 export const assignableAddCommand: CommandModule<object, DeviceArgs> = {
   command: 'assignable-add <bdf..>',
-  describe: 'seize devices from their host drivers onto pci-stub (original driver remembered)',
+  describe: 'seize devices from their host drivers onto vfio-pci or pci-stub (original driver remembered)',
   builder: (yargs) => deviceOptions(yargs)
+    .option('driver', {
+      choices: XPCI_DRIVERS,
+      describe: 'driver to park the functions on: vfio-pci (the export then offers interrupts, DMA and reset) '
+        + 'or pci-stub (config space and BARs only); default vfio-pci for a function with an IOMMU group, else pci-stub',
+    })
     .usage([
-      'xpci assignable-add [--sysfs-root DIR] [--state-dir DIR] [--json] BDF...',
+      'xpci assignable-add [--driver vfio-pci|pci-stub] [--sysfs-root DIR] [--state-dir DIR] [--json] BDF...',
       '',
-      'Takes host PCI functions away from their host drivers and parks them on pci-stub, so that '
+      'Takes host PCI functions away from their host drivers and parks them on vfio-pci or pci-stub, so that '
         + "'xpci export' can serve them with full access; like 'xl pci-assignable-add'. Run it on the host, "
         + 'as root. For each function it first records the driver bound now (STATE-DIR/assignable/BDF.json), '
-        + 'then sets driver_override to pci-stub, unbinds the host driver and re-probes; pci-stub is loaded '
-        + "with modprobe when missing. 'xpci assignable-remove' gives the functions back.",
+        + 'then sets driver_override to the holding driver, unbinds the host driver and re-probes; the holding '
+        + "driver is loaded with modprobe when missing. 'xpci assignable-remove' gives the functions back.",
       '',
       'DANGER: this unbinds host drivers. A disk controller, network card or GPU the host is using is gone '
         + 'from the host at once, with its file systems, links or display: never run it on a device the host '
         + "needs. 'xpci list' shows which driver owns each device.",
     ].join('\n'))
-    .example('xpci assignable-add 06:01.0', 'park one function on pci-stub, remembering its driver')
+    .example('xpci assignable-add 06:01.0', 'park one function on vfio-pci (pci-stub without an IOMMU), remembering its driver')
+    .example('xpci assignable-add --driver pci-stub 06:01.0', 'config space and BARs only, never VFIO')
     .example('xpci assignable-add 06:01.0 06:01.1', 'the functions of one slot (or IOMMU group) together')
     .example('xpci assignable-add --json 0000:06:01.0', 'the outcome as one JSON object')
     .epilogue([
@@ -99,16 +107,16 @@ export const assignableAddCommand: CommandModule<object, DeviceArgs> = {
       '',
       'OUTPUT',
       "  One line 'BDF: OUTCOME' per function, each followed by its notes as indented 'note:' lines:",
-      "    seized: ORIG -> pci-stub  \twas on ORIG ('no driver': none), now on pci-stub",
-      '    already held on pci-stub (...)  \tnothing to do; (...) names the original driver',
+      "    seized: ORIG -> DRIVER  \twas on ORIG ('no driver': none), now on DRIVER (vfio-pci or pci-stub)",
+      '    already held on DRIVER (...)  \tnothing to do; (...) names the original driver',
       '    FAILED  \tthe reason follows as a note and on stderr',
       '    not attempted (an earlier device failed)  \tnothing was done to it',
       '  --json: {"devices": [{bdf, action (seized|already-held|failed|not-attempted), originalDriver, '
         + 'driver (bound now), notes}]}.',
       '',
-      'Exit status: 0 every function seized or already held; 1 a function is absent or refused, pci-stub is '
-        + 'unavailable, permission denied (not root), a function is locked by a running export or did not '
-        + 'bind to pci-stub; 2 bad BDF or option.',
+      'Exit status: 0 every function seized or already held; 1 a function is absent or refused, the holding '
+        + 'driver is unavailable, permission denied (not root), a function is locked by a running export or did '
+        + 'not bind to the holding driver; 2 bad BDF or option.',
     ].join('\n')) as unknown as Argv<DeviceArgs>,
   handler: (args) => run(args, assignableAdd),
 };
@@ -122,11 +130,11 @@ export const assignableRemoveCommand: CommandModule<object, DeviceArgs> = {
       '',
       "Gives functions that 'xpci assignable-add' seized back to the host, like 'xl pci-assignable-remove'. "
         + 'Run it on the host, as root, once no export uses them. For each function it clears '
-        + 'driver_override, unbinds pci-stub, re-probes, checks that the driver recorded at seize time took '
-        + 'the function, and then forgets the record. A function neither on pci-stub nor recorded is left alone.',
+        + 'driver_override, unbinds vfio-pci or pci-stub, re-probes, checks that the driver recorded at seize time took '
+        + 'the function, and then forgets the record. A function neither on vfio-pci/pci-stub nor recorded is left alone.',
       '',
       'The host driver takes the device over again. A function a running export holds is refused (its lock): '
-        + "stop the export, or 'xpci detach' the function, first. Careful: a function on pci-stub is released "
+        + "stop the export, or 'xpci detach' the function, first. Careful: a function on vfio-pci or pci-stub is released "
         + 'even without an xpci record (parked there by another tool), and then goes to whichever host driver '
         + 'claims it.',
     ].join('\n'))
@@ -174,7 +182,7 @@ export const assignableListCommand: CommandModule<object, ListArgs> = {
     .epilogue([
       'OUTPUT',
       "  One line per function, by BDF: 'BDF  driver DRIVER  original ORIG  since TIME', TIME being when it "
-        + 'was seized (ISO 8601) and (none) standing for no driver. A driver other than pci-stub means '
+        + 'was seized (ISO 8601) and (none) standing for no driver. A driver other than vfio-pci or pci-stub means '
         + "something rebound the function since. With nothing held: 'no devices held by xpci (state directory DIR)'.",
       '  --json: {"stateDir": DIR, "devices": [{bdf, originalDriver, driver (bound now), since, sysfsRoot}]}, '
         + 'sysfsRoot being the root the function was seized under.',

@@ -36,6 +36,8 @@ interface ExportArgs {
   'exit-on-disconnect'?: boolean;
   strict?: boolean;
   config?: string;
+  'dma-limit'?: number;
+  'unsafe-noiommu'?: boolean;
   'vfio-user'?: string;
   ring?: boolean;
 }
@@ -72,7 +74,7 @@ function exportMode(text: string | undefined): ExportMode | undefined {
 const union = (a: readonly number[], b: readonly number[]): number[] => [...new Set([...a, ...b])];
 
 /** Lay the command line over the config file: CLI scalars win; device and allow lists are merged. */
-export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean; vfioUserDir?: string; guestAssignedBars: boolean } {
+export function resolveExportOptions(args: ExportArgs, config: ExportConfig | null, env: NodeJS.ProcessEnv = process.env): BackendOptions & { sysfsRoot: string; stateDir: string; json: boolean; vfioUserDir?: string; guestAssignedBars: boolean; dmaLimit?: number; unsafeNoiommu: boolean } {
   const globalPermissive = args.permissive ?? config?.permissive ?? false;
   const devices = new Map<string, DesiredDevice>();
   for (const entry of config?.devices ?? []) {
@@ -86,6 +88,10 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
   if (args.ring === false && args['vfio-user'] === undefined) throw new UsageError('--no-ring needs --vfio-user DIR: nothing would serve the devices');
   if (devices.size === 0) throw new UsageError('no device to export: name at least one BDF (e.g. xpci export 06:01.0) or a --config file with devices');
   const readOnly = args['read-only'] ?? config?.readOnly ?? false;
+  const dmaLimit = args['dma-limit'];
+  if (dmaLimit !== undefined && (!Number.isSafeInteger(dmaLimit) || dmaLimit < 0)) {
+    throw new UsageError(`--dma-limit takes a number of bytes, got '${dmaLimit}'`);
+  }
   return {
     mode: exportMode(args.mode) ?? config?.mode ?? 'vpci',
     socketPath: resolveSocketPath(args.socket ?? config?.socket, env),
@@ -101,6 +107,8 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
     sysfsRoot: args['sysfs-root'] ?? config?.sysfsRoot ?? DEFAULT_SYSFS_ROOT,
     stateDir: resolveStateDir(args['state-dir'] ?? config?.stateDir, env),
     json: args.json ?? false,
+    dmaLimit,
+    unsafeNoiommu: args['unsafe-noiommu'] ?? false,
     vfioUserDir: args['vfio-user'],
     ring: args.ring ?? true,
     guestAssignedBars: args['vfio-user'] !== undefined,
@@ -239,6 +247,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('ring', { type: 'boolean', describe: 'serve the ring socket (default on; --no-ring with --vfio-user serves vfio-user only)' })
       .option('strict', { type: 'boolean', describe: 'fail the whole export (exit 1, every device released) when any device cannot be exported, instead of serving the others; for CI' })
       .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
+      .option('dma-limit', { type: 'number', describe: 'bytes of DMA window memory the whole export may map for frontends (default 64 MiB)' })
+      .option('unsafe-noiommu', { type: 'boolean', describe: "open vfio-pci devices through VFIO's no-IOMMU mode (the vfio module's enable_unsafe_noiommu_mode): interrupts and reset, but no DMA windows. No isolation: opt-in only" })
       .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')
       .example('xpci export 06:01.0 06:01.1', 'a slot on pci-stub (xpci assignable-add first)')
       .example('xpci export --mode passthrough 06:01.0:permissive', 'host addresses; unlisted writes reach it')
@@ -268,6 +278,11 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           + 'SO_PEERCRED credentials are checked before any op, and a refused peer gets PermissionDenied. Root '
           + "and the backend's own user are always admitted. "
           + 'Hot-plug control (xpci attach/detach) uses <socket>.ctl, always 0600 and root only.',
+        '',
+        'VFIO',
+        "  A device held by vfio-pci ('xpci assignable-add' picks it where the device has an IOMMU group) is "
+          + 'opened through VFIO: the frontend also gets its interrupts, DMA windows (up to --dma-limit, mapped '
+          + 'in the IOMMU) and reset. A device on pci-stub offers config space and BARs only.',
         '',
         'RESET',
         '  Where the device has a sysfs reset file, a writable export resets it before handing it out and '

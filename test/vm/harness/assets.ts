@@ -1,6 +1,6 @@
 /**
  * The guest's boot assets, built on demand and cached (see cache.ts):
- *   <cache>/<kernel package key>/{vmlinux, lib/modules/<release>/…, kernel.json}
+ *   <cache>/<kernel package key>-<module list hash>/{vmlinux, lib/modules/<release>/…, kernel.json}
  *   <cache>/<busybox package key>/busybox
  *   <cache>/initramfs-<hash>.cpio   (busybox + init.sh + the module closure; hash of all inputs)
  * The whole build runs under one flock so parallel test files never race.
@@ -24,7 +24,16 @@ const debug = createDebug('xpci:vm');
 export const GUEST_MODULES = [
   'virtio_pci', '9pnet_virtio', '9p', 'overlay', 'virtio_console',
   'e1000', 'e1000e', 'nvme', 'pci-stub', 'uio_pci_generic', 'vfio-pci',
+  // vfio-pci's modules.dep closure lacks the type1 IOMMU back end (a soft dependency) and irqbypass
+  'vfio', 'vfio_iommu_type1', 'irqbypass',
 ];
+
+/**
+ * The kernel folder in the cache: the package plus the module list, so a changed GUEST_MODULES builds
+ * a folder of its own and never rewrites one that an older checkout (another branch) still uses.
+ */
+const kernelDirName = (p: DebianPackage): string =>
+  `${packageKey(p)}-${createHash('sha256').update(GUEST_MODULES.map(normalizeModuleName).join(',')).digest('hex').slice(0, 8)}`;
 
 export interface GuestAssets {
   vmlinux: string;
@@ -56,7 +65,7 @@ export function ensureGuestAssets(): Promise<GuestAssets> {
 async function buildAssets(cache: string): Promise<GuestAssets> {
   const busyboxPackage = existsSync(join(cache, packageKey(PINNED_BUSYBOX), 'busybox')) ? PINNED_BUSYBOX : await resolvePackage(PINNED_BUSYBOX);
   const busybox = await ensureBusybox(cache, busyboxPackage);
-  const kernelPackage = existsSync(join(cache, packageKey(PINNED_KERNEL), 'kernel.json')) ? PINNED_KERNEL : await resolvePackage(PINNED_KERNEL);
+  const kernelPackage = existsSync(join(cache, kernelDirName(PINNED_KERNEL), 'kernel.json')) ? PINNED_KERNEL : await resolvePackage(PINNED_KERNEL);
   const kernelDir = await ensureKernel(cache, kernelPackage, busybox);
   const manifest = JSON.parse(readFileSync(join(kernelDir, 'kernel.json'), 'utf8')) as KernelManifest;
   const initramfs = ensureInitramfs(cache, kernelDir, manifest, busybox, busyboxPackage);
@@ -99,7 +108,7 @@ async function ensureBusybox(cache: string, p: DebianPackage): Promise<string> {
 }
 
 async function ensureKernel(cache: string, p: DebianPackage, busybox: string): Promise<string> {
-  const dir = join(cache, packageKey(p));
+  const dir = join(cache, kernelDirName(p));
   if (existsSync(join(dir, 'kernel.json'))) return dir;
   debug('building %s', dir);
   await buildAtomically(dir, async (work, out) => {

@@ -40,6 +40,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** how long past an exec's deadline the agent may stay silent before the guest counts as hung (default 15 s) */
   hangGraceMs?: number;
+  /** an emulated Intel IOMMU (`-device intel-iommu`, `intel_iommu=on`) for VFIO suites (default off) */
+  iommu?: boolean;
   /** another QEMU binary (e.g. the vfio-user build) and arguments appended to the command line */
   qemu?: { binary: string; extraArgs?: string[] };
 }
@@ -170,6 +172,7 @@ export class Guest {
       ivshmem: ivshmemPath ? { path: ivshmemPath, size: ivshmemSize } : null,
       xpciPort,
       extraDevices: devices.extraDevices ?? [],
+      iommu: options.iommu ?? false,
     });
     args.push(...(options.qemu?.extraArgs ?? []));
     const binary = options.qemu?.binary ?? QEMU_BINARY;

@@ -18,6 +18,8 @@ export interface QemuCommandInput {
   ivshmem: { path: string; size: number } | null;
   xpciPort: { mode: 'server' | 'client'; path: string } | null;
   extraDevices: string[];
+  /** an emulated Intel IOMMU (intel-iommu + intel_iommu=on): IOMMU groups, VFIO type1, DMA remapping */
+  iommu: boolean;
 }
 
 /** QEMU splits option values at ',' and reads ',,' as a literal comma. */
@@ -40,10 +42,13 @@ export function qemuCommand(input: QemuCommandInput): string[] {
     `xpci.shares=${input.rwShares.map((path, i) => `rw${i}:${path}`).join(',')}`,
   ];
   if (input.modules.length > 0) kernelArgs.push(`xpci.mods=${input.modules.join(',')}`);
+  if (input.iommu) kernelArgs.push('intel_iommu=on');
 
   const args = [
     '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(input.memoryMiB),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    // the IOMMU before any PCI device, so that every device is placed behind it
+    ...(input.iommu ? ['-device', 'intel-iommu'] : []),
     '-chardev', `file,id=console,path=${optionValue(input.consoleLogPath)}`, '-serial', 'chardev:console',
     '-kernel', input.vmlinux, '-initrd', input.initramfs, '-append', kernelArgs.join(' '),
     '-fsdev', 'local,id=fsroot,path=/,security_model=none,readonly=on,multidevs=remap',
