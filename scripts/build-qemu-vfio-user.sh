@@ -66,39 +66,46 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 work="$out/work"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
-if ! apt-get "${private_apt[@]}" -q source --download-only "qemu=$qemu_version" >&2; then
-  log "SKIP: qemu $qemu_version source download failed"
-  exit "$SOURCE_UNAVAILABLE"
-fi
-apt-get "${private_apt[@]}" -q download meson python3-pycotap >&2
-mkdir tools
-for deb in ./*.deb; do dpkg -x "$deb" tools; done
 export PATH="$work/tools/usr/bin:$PATH"
 export PYTHONPATH="$work/tools/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
+# An interrupted build (its configure finished) resumes where ninja stopped: a fresh start costs
+# the whole compile again (an hour and more on a busy 2-core machine).
+resumable="$(ls -d "$work"/qemu-*/build/build.ninja 2>/dev/null | head -1 || true)"
+if [ -n "$resumable" ] && [ -x "$work/tools/usr/bin/meson" ]; then
+  log "resuming the interrupted build in ${resumable%/build.ninja}"
+  cd "${resumable%/build.ninja}"
+else
+  rm -rf "$work"
+  mkdir -p "$work"
+  cd "$work"
+  if ! apt-get "${private_apt[@]}" -q source --download-only "qemu=$qemu_version" >&2; then
+    log "SKIP: qemu $qemu_version source download failed"
+    exit "$SOURCE_UNAVAILABLE"
+  fi
+  apt-get "${private_apt[@]}" -q download meson python3-pycotap >&2
+  mkdir tools
+  for deb in ./*.deb; do dpkg -x "$deb" tools; done
+  tar xf qemu_*.orig.tar.xz
+  src="$(find . -maxdepth 1 -type d -name 'qemu-*' | head -1)"
+  cd "$src"
+  # The +ds tarball has the firmware blobs stripped; firmware comes from Debian 12's packages (-L).
+  sed -i "s/unpack_edk2_blobs = bzip2.found()/unpack_edk2_blobs = false/" meson.build
+  mkdir build
+  cd build
+  nice ../configure --target-list=x86_64-softmmu --disable-docs --disable-rust --disable-gtk \
+    --disable-sdl --disable-vnc --disable-opengl --disable-spice --disable-werror \
+    --disable-install-blobs --disable-download --prefix="$out" >&2
+  grep -q '^#define CONFIG_VFIO_USER' config-host.h 2>/dev/null \
+    || grep -rq 'CONFIG_VFIO_USER=y' x86_64-softmmu-config-devices.mak \
+    || { log "configure did not enable CONFIG_VFIO_USER"; exit 1; }
+fi
 meson_version="$(meson --version)"
-
-tar xf qemu_*.orig.tar.xz
-src="$(find . -maxdepth 1 -type d -name 'qemu-*' | head -1)"
-cd "$src"
-# The +ds tarball has the firmware blobs stripped; firmware comes from Debian 12's packages (-L).
-sed -i "s/unpack_edk2_blobs = bzip2.found()/unpack_edk2_blobs = false/" meson.build
-mkdir build
-cd build
-nice ../configure --target-list=x86_64-softmmu --disable-docs --disable-rust --disable-gtk \
-  --disable-sdl --disable-vnc --disable-opengl --disable-spice --disable-werror \
-  --disable-install-blobs --disable-download --prefix="$out" >&2
-grep -q '^#define CONFIG_VFIO_USER' config-host.h 2>/dev/null \
-  || grep -rq 'CONFIG_VFIO_USER=y' x86_64-softmmu-config-devices.mak \
-  || { log "configure did not enable CONFIG_VFIO_USER"; exit 1; }
 nice ninja -j2 qemu-system-x86_64 >&2
 mkdir -p "$out/bin"
 cp qemu-system-x86_64 "$out/bin/"
 cd ../subprojects/libvfio-user
 # Static, so the samples survive the removal of the build tree.
-nice meson setup build -Ddefault_library=static >&2
+[ -f build/build.ninja ] || nice meson setup build -Ddefault_library=static >&2
 nice ninja -C build -j2 >&2
 for sample in gpio-pci-idio-16 server client null lspci; do
   [ -x "build/samples/$sample" ] && cp "build/samples/$sample" "$out/bin/"
