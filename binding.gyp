@@ -10,6 +10,7 @@
         "addon/debug_log.cc",
         "addon/errors.cc",
         "addon/eventfd.cc",
+        "addon/file_lock.cc",
         "addon/fd_args.cc",
         "addon/fd_io.cc",
         "addon/fd_mmap.cc",

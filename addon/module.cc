@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "debug_log.h"
+#include "file_lock.h"
 #include "eventfd.h"
 #include "fd_io.h"
 #include "fd_poller.h"
@@ -52,6 +53,7 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
                              InstanceMethod<&XpciAddon::Do<VfioDeviceReset>>("vfioDeviceReset"),
                              InstanceMethod<&XpciAddon::Call<VfioIommuUnmapDma>>("vfioIommuUnmapDma"),
                              InstanceMethod<&XpciAddon::PeerCredentialsOf>("peerCredentials"),
+                             InstanceMethod<&XpciAddon::LockExclusiveFd>("lockExclusive"),
                              InstanceMethod<&XpciAddon::BuildInfo>("buildInfo"),
                              InstanceValue("vfioConstants", VfioConstants(env), napi_enumerable),
                              InstanceMethod<&XpciAddon::SendWithFdsOn>("sendWithFds"),
@@ -83,6 +85,7 @@ class XpciAddon : public Napi::Addon<XpciAddon> {
 
   Napi::Value PeerCredentialsOf(const Napi::CallbackInfo& info) { return PeerCredentials(info); }
 
+  Napi::Value LockExclusiveFd(const Napi::CallbackInfo& info) { return LockExclusive(info); }
   Napi::Value SendWithFdsOn(const Napi::CallbackInfo& info) { return SendWithFds(info); }
   Napi::Value ReceiveWithFdsOn(const Napi::CallbackInfo& info) { return ReceiveWithFds(info); }
   Napi::Value DuplicateFdOf(const Napi::CallbackInfo& info) { return DuplicateFd(info); }

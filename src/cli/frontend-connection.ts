@@ -141,8 +141,8 @@ export function oneDeviceExitStatus(failure: string): string {
 }
 
 /** The one function `-s` selects, for commands that act on exactly one (bar, irq, reset). */
-export async function selectOneDevice(client: FrontendClient, matches: DeviceMatcher, selector: string, command: string): Promise<SelectedDevice> {
-  const devices = await selectDevices(client, matches);
+export async function selectOneDevice(client: FrontendClient, matches: DeviceMatcher, selector: string, command: string, options: { scan?: boolean } = {}): Promise<SelectedDevice> {
+  const devices = await selectDevices(client, matches, options);
   if (devices.length === 0) throw new RuntimeError(`${command}: -s ${selector} selects no device`);
   if (devices.length > 1) {
     throw new UsageError(`${command}: -s ${selector} selects ${devices.length} devices (${devices.map((d) => formatAddress(d.address)).join(', ')}); name exactly one`);

@@ -34,7 +34,7 @@ import {
   type StreamRequest,
 } from '../protocol/ring/codec.js';
 import { CONFIG_READ_REPLY_FRAME } from '../protocol/ring/layout.js';
-import { HELLO_TIMEOUTS_MS } from '../protocol/ring/limits.js';
+import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE } from '../protocol/ring/limits.js';
 import {
   decodeDeviceResetEvent,
   decodeDmaMapReply,
@@ -58,6 +58,8 @@ import {
   type InterruptKind,
   type InterruptRecord,
 } from '../protocol/ring/messages.js';
+import { validateDescriptor, validateDeviceList, validateHelloReply, type DeviceList } from '../protocol/ring/hello.js';
+import { printablePeerText } from '../protocol/ring/peer-text.js';
 import { RequestTrace } from '../protocol/ring/request-trace.js';
 import { openTransport } from './open-transport.js';
 import type { TlsCredentials } from './tls-transport.js';
@@ -94,10 +96,7 @@ export interface FrontendEvents {
   close: [error?: Error];
 }
 
-export interface DeviceList {
-  devices: DeviceDescriptor[];
-  roots: string[];
-}
+export type { DeviceList };
 
 interface PendingRequest {
   request: StreamRequest;
@@ -634,7 +633,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
         }
         case MessageType.Shutdown: {
           const { reason } = decodeJsonPayload<{ reason?: unknown }>(frame, 'Shutdown event');
-          this.shutdownReason = typeof reason === 'string' ? reason : 'no reason given';
+          this.shutdownReason = typeof reason === 'string' ? printablePeerText(reason, MAX_ERROR_MESSAGE) : 'no reason given';
           this.emit('shutdown', this.shutdownReason);
           break;
         }
@@ -690,38 +689,3 @@ function expectEmpty(frame: Frame): undefined {
 function asXpciError(error: unknown): XpciError {
   return error instanceof XpciError ? error : new XpciError(ErrorCode.Malformed, (error as Error).message);
 }
-
-const malformed = (what: string): XpciError => new XpciError(ErrorCode.Malformed, what);
-
-function validateHelloReply(reply: HelloReply): HelloReply {
-  if (!SUPPORTED_VERSIONS.includes(reply.version)) throw new XpciError(ErrorCode.VersionMismatch, `backend chose protocol version ${reply.version}, which this frontend does not speak`);
-  if (!Number.isInteger(reply.ringDepth) || reply.ringDepth < 1) throw malformed(`Hello reply ring depth ${reply.ringDepth} is invalid`);
-  if (reply.maxFrame === undefined) reply.maxFrame = MAX_FRAME;
-  if (reply.mode !== 'vpci' && reply.mode !== 'passthrough') throw malformed(`Hello reply mode ${String(reply.mode)} is invalid`);
-  validateDeviceList(reply);
-  return reply;
-}
-
-function validateDeviceList<T extends DeviceList>(list: T): T {
-  if (!Array.isArray(list.roots) || !list.roots.every((r) => typeof r === 'string' && /^[0-9a-f]{4}:[0-9a-f]{2}$/i.test(r))) {
-    throw malformed('device list roots must be "DDDD:BB" strings');
-  }
-  if (!Array.isArray(list.devices)) throw malformed('device list devices must be an array');
-  list.devices.forEach(validateDescriptor);
-  return list;
-}
-
-function validateDescriptor(device: DeviceDescriptor): DeviceDescriptor {
-  if (typeof device !== 'object' || device === null || typeof device.address !== 'string') throw malformed('device descriptor without an address');
-  try {
-    parseAddress(device.address);
-  } catch {
-    throw malformed(`device descriptor address '${device.address}' is invalid`);
-  }
-  for (const field of ['vendor', 'device', 'classCode', 'revision', 'headerType', 'configSize'] as const) {
-    if (!Number.isInteger(device[field])) throw malformed(`device ${device.address}: ${field} must be an integer`);
-  }
-  if (!Array.isArray(device.bars)) throw malformed(`device ${device.address}: bars must be an array`);
-  return device;
-}
-

@@ -25,7 +25,7 @@ export interface NativeError extends Error {
   errno: number;
   /** 'open', 'pread', 'pwrite', 'fstat', 'close', 'mmap', 'munmap', 'getsockopt', 'ioctl', 'eventfd',
    * 'memfd_create', 'ftruncate', 'read', 'write', 'sendmsg', 'recvmsg', 'fcntl', 'socket', 'connect',
-   * 'uv_poll_init', 'uv_poll_start'; 'load'/'store' (mapping) */
+   * 'uv_poll_init', 'uv_poll_start', 'flock'; 'load'/'store' (mapping) */
   syscall: string;
   path?: string;
   /** 'ESHORT' from a read: bytes actually read */
@@ -220,6 +220,12 @@ export interface NativeBinding {
 
   /** SO_PEERCRED of a connected Unix socket fd. */
   peerCredentials(fd: number): PeerCredentials;
+  /**
+   * flock(fd, LOCK_EX | LOCK_NB): code 'EWOULDBLOCK' (EAGAIN) when another open file holds it. The
+   * kernel keeps the lock per file (a sysfs `config` file: per device) until the fd is closed, and
+   * drops it when the process dies, however it dies.
+   */
+  lockExclusive(fd: number): void;
   buildInfo(): BuildInfo;
   /**
    * SCM_RIGHTS on Unix stream sockets (Node's net cannot pass fds): one non-blocking sendmsg with

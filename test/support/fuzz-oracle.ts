@@ -169,6 +169,8 @@ export class Oracle {
   }
 
   private checkHello(request: Extract<Request, { type: MessageType.Hello }>, outcome: Outcome, label: string): void {
+    // Only the first Hello of a batch is answered (docs/protocol.md §7); the others leave the session as it was.
+    if (!outcome.ok && outcome.error.code === ErrorCode.LimitExceeded) return;
     const common = request.hello.versions.filter((v) => SUPPORTED_VERSIONS.includes(v));
     if (common.length === 0) {
       this.expectError(outcome, [ErrorCode.VersionMismatch], label);

@@ -115,4 +115,23 @@ describe('per-device export locks', () => {
     assert.equal(processStartTime(2 ** 22 + 1), null);
     assert.match(processStartTime(process.pid) ?? '', /^\d+$/);
   });
+
+  test('a zombie (exited, not yet reaped) is a dead holder: its lock is cleared', withStateDir(async (stateDir) => {
+    // `sleep 0` exits at once; its parent then execs a long sleep that never reaps it: a zombie.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [chunk] = await once(parent.stdout!, 'data');
+      const pid = Number(String(chunk).trim());
+      const startTime = processStartTime(pid);
+      while (!/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(processState(pid, startTime), 'dead');
+      acquireDeviceLock(stateDir, BDF).release();
+      writeFileSync(deviceLockPath(stateDir, BDF), JSON.stringify({ pid, startTime, command: 'killed backend', since: 'then' }));
+      const lock = acquireDeviceLock(stateDir, BDF);
+      assert.match(lock.staleNote ?? '', new RegExp(`stale lock of pid ${pid} \\(process gone\\)`));
+      lock.release();
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  }));
 });

@@ -27,7 +27,7 @@ import {
 import * as messages from '../../src/protocol/ring/messages.js';
 import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
-import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE, MAX_GARBAGE, PARTIAL_FRAME_TIMEOUT_MS } from '../../src/protocol/ring/limits.js';
+import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE, MAX_GARBAGE, PARTIAL_FRAME_TIMEOUT_MS, HELLO_DEADLINE_MS, IDLE_YIELD_MS, MAX_UNREAD_REPLY_BYTES } from '../../src/protocol/ring/limits.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const doc = readFileSync(join(root, 'docs', 'protocol.md'), 'utf8');
@@ -152,6 +152,11 @@ describe('docs/protocol.md tables agree with src/protocol/ring/messages.ts', () 
     assert.equal(limits.get('error message'), `${MAX_ERROR_MESSAGE} UTF-8 bytes`);
     assert.equal(limits.get('garbage without a well-formed request'), `${MAX_GARBAGE} bytes (1 MiB)`);
     assert.equal(limits.get('idle partial frame'), `${PARTIAL_FRAME_TIMEOUT_MS / 1000} s`);
+    assert.match(limits.get('Hello deadline') ?? '', new RegExp(`^${HELLO_DEADLINE_MS / 1000} s,`));
+    assert.match(limits.get('idle session') ?? '', new RegExp(`^${IDLE_YIELD_MS / 1000} s,`));
+    assert.equal(limits.get('unread replies'), `${MAX_UNREAD_REPLY_BYTES} bytes (4 MiB)`);
+    assert.match(doc, new RegExp(`completed a \\\`Hello\\\` \\*\\*${HELLO_DEADLINE_MS / 1000} s\\*\\*`), '§10 states the Hello deadline');
+    assert.match(doc, new RegExp(`nothing for \\*\\*${IDLE_YIELD_MS / 1000} s\\*\\*`), '§10 states the idle policy');
     assert.match(limits.get('`DmaRead`/`DmaWrite` length') ?? '', new RegExp(`^1\\.\\.${MAX_DMA_TRANSFER} bytes`));
     assert.equal(MAX_DMA_TRANSFER + HEADER_SIZE + 24, MAX_FRAME, 'a DmaWrite of MAX_DMA_TRANSFER bytes is one MAX_FRAME frame');
   });

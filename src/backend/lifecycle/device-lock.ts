@@ -160,23 +160,28 @@ function clearStaleLock(path: string, staleContent: string): boolean {
 }
 
 function makeLock(bdf: string, path: string, content: string, staleNote: string | null): DeviceLock {
+  return heldLock({ bdf, path, staleNote }, () => {
+    try {
+      if (readFileSync(path, 'utf8') === content) unlinkSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    debug('released %s', bdf);
+  });
+}
+
+/** A DeviceLock whose release runs `release` once, however often it is called. */
+export function heldLock(fields: Pick<DeviceLock, 'bdf' | 'path' | 'staleNote'>, release: () => void): DeviceLock {
   let released = false;
   return {
-    bdf,
-    path,
-    staleNote,
+    ...fields,
     get released() {
       return released;
     },
     release(): void {
       if (released) return;
       released = true;
-      try {
-        if (readFileSync(path, 'utf8') === content) unlinkSync(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-      debug('released %s', bdf);
+      release();
     },
   };
 }

@@ -17,6 +17,8 @@ export interface PeerDecision {
   credentials: PeerCredentials;
   /** why admitted, or the refusal message to send the peer and log */
   reason: string;
+  /** A refusal's cause without the pid, so repeated refusals of one user are logged once. */
+  cause?: string;
 }
 
 /**
@@ -60,6 +62,7 @@ export function decidePeerAccess(
   return {
     allowed: false,
     credentials,
+    cause: `peer uid ${uid} gid ${gid} is not allowed`,
     reason: `access denied: peer uid ${uid} gid ${gid} (pid ${credentials.pid}) is not allowed; this backend admits ${admitted} (widen with --allow-uid/--allow-gid)`,
   };
 }

@@ -27,7 +27,8 @@ import {
 } from './export-reconciler.js';
 import { RequestTrace } from '../../protocol/ring/request-trace.js';
 import { PARTIAL_FRAME_TIMEOUT_MS } from '../../protocol/ring/limits.js';
-import { RingServer, type Admission } from './ring-server.js';
+import type { Admission } from './peer-admission.js';
+import { RingServer } from './ring-server.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
 const debug = createDebug('xpci:server');
@@ -46,6 +47,10 @@ export interface BackendOptions extends ExportPolicy, SocketAccess {
   tls?: TlsListenOptions;
   /** How long a partial frame may sit idle before it is dropped (default PARTIAL_FRAME_TIMEOUT_MS). */
   partialFrameTimeoutMs?: number;
+  /** Silent-peer and unread-reply limits (defaults in protocol/ring/limits.ts; tests shorten them). */
+  helloDeadlineMs?: number;
+  idleYieldMs?: number;
+  maxUnreadReplyBytes?: number;
   /** Serve the ring socket (default true; --no-ring leaves only the other endpoints, e.g. vfio-user). */
   ring?: boolean;
 }
@@ -90,6 +95,7 @@ export class BackendServer<D extends ManagedDevice> {
   private readonly control: ControlServer;
   private readonly tls: TlsListener | null;
   private socketInode: number | null = null;
+  private listening: Promise<void> | null = null;
   private stopping: Promise<ShutdownSummary> | null = null;
   private resolveStopped!: (summary: ShutdownSummary) => void;
   /** Resolves with the summary once stop() has released everything. */
@@ -110,6 +116,9 @@ export class BackendServer<D extends ManagedDevice> {
       },
       admit: (fd) => hooks.admit(fd, options),
       partialFrameTimeoutMs: options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS,
+      helloDeadlineMs: options.helloDeadlineMs,
+      idleYieldMs: options.idleYieldMs,
+      maxUnreadReplyBytes: options.maxUnreadReplyBytes,
       warn: hooks.warn,
       onFrontendGone: () => {
         this.frontendGone();
@@ -148,13 +157,21 @@ export class BackendServer<D extends ManagedDevice> {
     }
   }
 
-  async listen(): Promise<void> {
-    await this.control.listen();
-    for (const entry of this.reconciler.table.entries()) await this.hooks.endpoints?.attach(entry.guest, entry.device);
-    if (this.options.ring === false) return;
-    this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
-    debug('listening on %s', this.options.socketPath);
-    await this.tls?.listen();
+  /** Listen on the control, endpoint, ring and TLS sockets; a stop() meanwhile waits for it, then removes them. */
+  listen(): Promise<void> {
+    this.listening = (async () => {
+      await this.control.listen();
+      for (const entry of this.reconciler.table.entries()) await this.hooks.endpoints?.attach(entry.guest, entry.device);
+      if (this.options.ring === false) return;
+      this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
+      debug('listening on %s', this.options.socketPath);
+      await this.tls?.listen();
+    })();
+    const listening = this.listening;
+    void listening.catch(() => undefined).finally(() => {
+      if (this.listening === listening) this.listening = null;
+    });
+    return listening;
   }
 
   /** tls://HOST:PORT as bound, when listening for remote frontends. */
@@ -274,6 +291,12 @@ export class BackendServer<D extends ManagedDevice> {
       ...this.describe(entry),
       denials: attempt(`denials of ${formatAddress(entry.host)}`, () => entry.device.denials(), []),
     }));
+    if (this.listening) {
+      // Stopped while the sockets are being created (a signal, a closed stdout): release the
+      // devices now, then let listen() finish so its socket files can be removed.
+      notes.push(...this.reconciler.releaseAll().notes);
+      await this.listening.catch(() => undefined);
+    }
     const closed = Promise.all([this.ring.close(reason), this.control.close(), this.tls?.close(), this.hooks.endpoints?.close()]);
     notes.push(...this.reconciler.releaseAll().notes);
     const inode = this.socketInode;

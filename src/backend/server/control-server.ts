@@ -7,7 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { encodeControlReply, serveControlConnection, type ControlHandler } from '../../protocol/control/hotplug-control.js';
-import type { Admission } from './ring-server.js';
+import { admitSocket, PeerWarnings, type Admission } from './peer-admission.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
 const debug = createDebug('xpci:control');
@@ -25,17 +25,12 @@ export class ControlServer {
     admit: (fd: number, access: SocketAccess) => Admission,
     warn: (message: string) => void,
   ) {
+    const peerWarnings = new PeerWarnings(warn);
     this.server = createServer((socket) => {
       socket.on('error', (error) => debug('control connection error: %s', error.message));
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      let admission: Admission;
-      try {
-        admission = fd === undefined ? { allowed: false, reason: 'cannot read the peer credentials' } : admit(fd, ROOT_ONLY);
-      } catch (error) {
-        admission = { allowed: false, reason: `cannot check the peer credentials: ${(error as Error).message}` };
-      }
+      const admission = admitSocket(socket, (fd) => admit(fd, ROOT_ONLY));
       if (!admission.allowed) {
-        warn(`refused a control connection: ${admission.reason}`);
+        peerWarnings.note(admission.cause ?? admission.reason, `refused a control connection: ${admission.reason}`);
         socket.end(encodeControlReply({ ok: false, error: admission.reason }));
         return;
       }

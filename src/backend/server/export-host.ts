@@ -10,16 +10,16 @@ import { allocateDmaMemory } from '../../host/dma-memory.js';
 import { readDevice } from '../../host/sysfs/discovery.js';
 import { sysfsMethod } from '../../host/sysfs/sysfs-device.js';
 import { VFIO_DRIVER, vfioMethod } from '../../host/vfio/vfio-device.js';
-import { formatAddress } from '../../pci/address.js';
+import { formatAddress, parseAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
 import type { ExportMode } from '../../protocol/ring/messages.js';
 import { DmaBudget } from '../dma/dma-windows.js';
 import { openExportedDevice, type ExportedDevice } from '../exported-device.js';
-import { acquireDeviceLock } from '../lifecycle/device-lock.js';
+import { claimDevice } from '../lifecycle/device-claim.js';
 import { checkPeer } from '../lifecycle/peer-access.js';
 import { resetDevice, type ResetResult } from '../lifecycle/reset.js';
 import type { ExportHost } from './export-reconciler.js';
-import type { Admission } from './ring-server.js';
+import type { Admission } from './peer-admission.js';
 import type { SocketAccess } from './socket-file.js';
 
 export interface HostSettings {
@@ -51,7 +51,7 @@ export function createExportHost(settings: HostSettings): ExportHost<ExportedDev
   const heldByVfio = (info: PciDeviceInfo): boolean => info.driver === VFIO_DRIVER;
   return {
     readDevice: (address) => readDevice(sysfsRoot, address),
-    lock: (bdf) => acquireDeviceLock(stateDir, bdf),
+    lock: (bdf) => claimDevice(sysfsRoot, stateDir, parseAddress(bdf), !readOnly),
     reset: (info) => (heldByVfio(info) ? vfioReset(info) : resetDevice(sysfsRoot, info)),
     open: (info, guest, permissive) => openExportedDevice({
       sysfsRoot, info, guest, mode, readOnly, permissive, guestAssignedBars,

@@ -70,6 +70,7 @@ export class FrontendSession {
   // State of the chunk being received (receive() runs synchronously).
   private readonly replies = new ReplyBatch();
   private inFlight = 0;
+  private helloInBatch = false;
   private faultReported = false;
   /** The request log while it is on, read once per chunk: a quiet backend pays nothing per request. */
   private log: RequestTrace | undefined;
@@ -102,6 +103,7 @@ export class FrontendSession {
   receive(chunk: Buffer): SessionOutput {
     this.replies.begin(this.reader.pending + chunk.length);
     this.inFlight = 0;
+    this.helloInBatch = false;
     this.faultReported = false;
     this.log = this.context.requestLog.enabled ? this.context.requestLog : undefined;
     this.reader.scan(chunk, this.visitor);
@@ -153,7 +155,14 @@ export class FrontendSession {
     }
     this.garbage = 0;
     if (request.type === MessageType.Hello) {
-      this.inFlight = 0;
+      // A Hello reply carries the whole device list: answering many per read would let a peer
+      // turn a few bytes into megabytes. One per batch, counted in flight like any request.
+      if (this.helloInBatch) {
+        this.replies.append(this.failure(request, new XpciError(ErrorCode.LimitExceeded, 'more than one Hello in one batch')));
+        return;
+      }
+      this.helloInBatch = true;
+      this.inFlight++;
       this.guarded(request);
     } else if (!this.established) {
       this.replies.append(this.failure(request, new XpciError(ErrorCode.HelloRequired, `${MessageType[request.type]} before Hello: send Hello first`)));

@@ -4,12 +4,22 @@
  * before any op. Feeds received chunks to the FrontendSession, writes each chunk's batched replies
  * with one write, honours backpressure, drops a partial frame left idle by a peer that died
  * mid-frame, and never lets a socket error escape.
+ *
+ * No peer can hold the backend or its memory: a connection that has not said Hello within
+ * HELLO_DEADLINE_MS, or a session silent for IDLE_YIELD_MS, gives way to the next frontend that
+ * connects (alone it may stay: the host end of a virtio-serial port legitimately sits open
+ * before its guest frontend starts); and a peer that stops reading is dropped once
+ * MAX_UNREAD_REPLY_BYTES of replies wait for it, so what it costs is freed when it goes.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import createDebug from 'debug';
 import { encodeErrorReply, encodeEvent } from '../../protocol/ring/codec.js';
 import { ErrorCode, MessageType } from '../../protocol/ring/messages.js';
 import { FrontendSession, type SessionContext, type SessionOutput } from './frontend-session.js';
+import { admitSocket, PeerWarnings, type Admission, type PeerIdentity } from './peer-admission.js';
+
+export type { Admission, PeerIdentity } from './peer-admission.js';
+import { HELLO_DEADLINE_MS, IDLE_YIELD_MS, MAX_UNREAD_REPLY_BYTES } from '../../protocol/ring/limits.js';
 
 const debug = createDebug('xpci:server');
 
@@ -21,26 +31,16 @@ const CLOSE_GRACE_MS = 1000;
  */
 const BUSY_GRACE_MS = 100;
 
-export interface Admission {
-  allowed: boolean;
-  /** refusal message for the peer, or why it was admitted (logged) */
-  reason: string;
-  /** the peer's SO_PEERCRED credentials, when they were read */
-  credentials?: PeerIdentity;
-}
-
-export interface PeerIdentity {
-  pid: number;
-  uid: number;
-  gid: number;
-}
-
 export interface RingServerOptions {
   context: SessionContext;
   /** Decides on the peer of a connected socket fd (SO_PEERCRED) before anything is read. */
   admit(fd: number): Admission;
   warn(message: string): void;
   partialFrameTimeoutMs: number;
+  /** Defaults HELLO_DEADLINE_MS, IDLE_YIELD_MS, MAX_UNREAD_REPLY_BYTES (tests shorten them). */
+  helloDeadlineMs?: number;
+  idleYieldMs?: number;
+  maxUnreadReplyBytes?: number;
   /** A frontend that had completed a Hello disconnected. */
   onFrontendGone(): void;
 }
@@ -51,17 +51,19 @@ interface ActiveFrontend {
   session: FrontendSession;
   /** Once set, nothing more is read or written except the closing frames. */
   ending: boolean;
+  connectedAt: number;
+  /** When the peer last sent anything. */
+  lastHeardAt: number;
 }
-
-const socketFd = (socket: Socket): number | undefined =>
-  (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
 
 export class RingServer {
   readonly server: Server;
   private active: ActiveFrontend | null = null;
   private closing = false;
+  private readonly peerWarnings: PeerWarnings;
 
   constructor(private readonly options: RingServerOptions) {
+    this.peerWarnings = new PeerWarnings(options.warn);
     this.server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     // Before listening, listenOnSocket reports errors to its caller.
     this.server.on('error', (error) => {
@@ -77,16 +79,54 @@ export class RingServer {
 
   /** Send an event to the connected frontend, if it has said Hello (the Hello reply carries the state). */
   sendEvent(type: MessageType, body: unknown): void {
-    const frontend = this.active;
-    if (!frontend || frontend.ending || !frontend.session.ready || frontend.socket.destroyed) return;
-    frontend.socket.write(encodeEvent(type, body));
+    this.sendFrame(encodeEvent(type, body));
   }
 
   /** Send an already encoded event frame (Interrupt, DeviceReset) under the same conditions as sendEvent. */
   sendFrame(frame: Buffer): void {
     const frontend = this.active;
     if (!frontend || frontend.ending || !frontend.session.ready || frontend.socket.destroyed) return;
-    frontend.socket.write(frame);
+    this.write(frontend, frame);
+  }
+
+  /** Bytes written to the current frontend that it has not read yet (0 when none is connected). */
+  get unreadReplyBytes(): number {
+    const socket = this.active?.socket;
+    return socket && !socket.destroyed ? socket.writableLength : 0;
+  }
+
+  /** Write to the frontend; one that leaves too much unread is dropped. False if it was. */
+  private write(frontend: ActiveFrontend, bytes: Buffer): boolean {
+    const flowing = frontend.socket.write(bytes);
+    const limit = this.options.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES;
+    if (frontend.socket.writableLength > limit) {
+      this.peerWarnings.note('unread replies', `dropped a frontend that left more than ${limit} bytes of replies unread`);
+      frontend.ending = true;
+      frontend.socket.destroy();
+      return false;
+    }
+    return flowing;
+  }
+
+  /** A silent connection or an idle session gives way to a frontend that wants the backend. */
+  private mayDisplace(active: ActiveFrontend, now: number): boolean {
+    if (active.ending) return true;
+    return active.session.ready
+      ? now - active.lastHeardAt >= (this.options.idleYieldMs ?? IDLE_YIELD_MS)
+      : now - active.connectedAt >= (this.options.helloDeadlineMs ?? HELLO_DEADLINE_MS);
+  }
+
+  private displace(active: ActiveFrontend): void {
+    const why = active.session.ready
+      ? `the session was idle for ${this.options.idleYieldMs ?? IDLE_YIELD_MS} ms and another frontend connected`
+      : `no Hello within ${this.options.helloDeadlineMs ?? HELLO_DEADLINE_MS} ms while another frontend waited`;
+    debug('closing the current frontend: %s', why);
+    if (!active.ending) {
+      endFrontend(active, active.session.ready
+        ? encodeEvent(MessageType.Shutdown, { reason: `closed: ${why}` })
+        : encodeErrorReply(0, 0, { code: ErrorCode.Busy, errno: 0, message: `closed: ${why}` }));
+    }
+    this.active = null;
   }
 
   /** Stop accepting; tell the frontend why (Shutdown event) and close its stream. */
@@ -100,10 +140,7 @@ export class RingServer {
   }
 
   private accept(socket: Socket): void {
-    const fd = socketFd(socket);
-    this.acceptAdmitted(socket, fd === undefined
-      ? { allowed: false, reason: 'cannot read the peer credentials of this connection' }
-      : this.checkPeer(fd));
+    this.acceptAdmitted(socket, admitSocket(socket, this.options.admit));
   }
 
   /**
@@ -117,12 +154,21 @@ export class RingServer {
       return;
     }
     if (!admission.allowed) {
-      this.options.warn(`refused a frontend: ${admission.reason}`);
+      this.peerWarnings.note(admission.cause ?? admission.reason, `refused a frontend: ${admission.reason}`);
       refuse(socket, ErrorCode.PermissionDenied, admission.reason);
       return;
     }
     if (this.active && !waitedForPredecessor) {
       setTimeout(() => this.acceptAdmitted(socket, admission, true), BUSY_GRACE_MS).unref();
+      return;
+    }
+    const now = Date.now();
+    if (this.active && this.mayDisplace(this.active, now)) {
+      this.displace(this.active);
+    } else if (this.active && !this.active.session.ready) {
+      // A connection that has not said Hello yet: wait for its deadline, then take its place.
+      const wait = this.active.connectedAt + (this.options.helloDeadlineMs ?? HELLO_DEADLINE_MS) - now;
+      setTimeout(() => this.acceptAdmitted(socket, admission, true), Math.max(1, wait)).unref();
       return;
     }
     if (this.active) {
@@ -132,17 +178,11 @@ export class RingServer {
     }
     debug('frontend connected (%s)', admission.reason);
     const peer = admission.credentials ? { pid: admission.credentials.pid, uid: admission.credentials.uid, gid: admission.credentials.gid } : null;
-    const frontend: ActiveFrontend = { socket, peer, session: new FrontendSession(this.options.context), ending: false };
+    const frontend: ActiveFrontend = {
+      socket, peer, session: new FrontendSession(this.options.context), ending: false, connectedAt: now, lastHeardAt: now,
+    };
     this.active = frontend;
     this.serve(frontend);
-  }
-
-  private checkPeer(fd: number): Admission {
-    try {
-      return this.options.admit(fd);
-    } catch (error) {
-      return { allowed: false, reason: `cannot check the peer credentials: ${(error as Error).message}` };
-    }
   }
 
   private serve(frontend: ActiveFrontend): void {
@@ -155,6 +195,7 @@ export class RingServer {
     };
     socket.on('data', (chunk: Buffer) => {
       if (frontend.ending) return;
+      frontend.lastHeardAt = Date.now();
       let output: SessionOutput;
       try {
         output = session.receive(chunk);
@@ -166,11 +207,11 @@ export class RingServer {
       }
       const { reply, closeReason } = output;
       if (closeReason) {
-        this.options.warn(`closing a frontend stream: ${closeReason}`);
+        this.peerWarnings.note(closeReason, `closing a frontend stream: ${closeReason}`);
         endFrontend(frontend, reply);
         return;
       }
-      if (reply && !socket.write(reply) && !paused) {
+      if (reply && !this.write(frontend, reply) && !paused && !frontend.ending) {
         paused = true;
         socket.pause();
         socket.once('drain', resume);

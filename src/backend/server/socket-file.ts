@@ -5,12 +5,17 @@
  * - no allow list: 0600, so only the owner (root) can connect;
  * - exactly one --allow-gid and no --allow-uid: 0660 with that group as the file's group;
  * - any other allow list: 0666, and the peer-credential check alone decides.
- * The socket is bound under umask 0177, so it never exists with wider permissions than 0600, not
- * even between bind and chmod.
+ *
+ * The folder that holds the socket must be as trustworthy as the state directory: owned by root or
+ * the backend's user and writable by nobody else, or another user could swap the socket's name for
+ * a symlink. The socket is also never changed through a name someone else can swap: it is bound,
+ * chowned and chmodded inside a private 0700 folder, under umask 0177 (never wider than 0600, not
+ * even for an instant), and only then linked to its public name (link(2) fails rather than replace
+ * what appeared there meanwhile).
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export const DEFAULT_SOCKET = '/run/xpci/xpci.sock';
 
@@ -50,8 +55,30 @@ function probeListener(path: string): Promise<boolean> {
   });
 }
 
+/** Group-writable is accepted only for groups that already control the folder's contents (root, ours). */
+function writableByOthers(mode: number, gid: number): boolean {
+  return (mode & 0o002) !== 0 || ((mode & 0o020) !== 0 && gid !== 0 && gid !== process.getgid?.());
+}
+
 /**
- * Make `path` ready for bind: create the parent folder if missing (0700, or 0711 when other users
+ * Refuse a socket folder another user could write (plant a symlink, replace the socket): it must be
+ * owned by root or this process's user and not writable by other users, a sticky /tmp included.
+ */
+export function checkSocketFolder(folder: string): void {
+  const stat = statSync(folder);
+  if (!stat.isDirectory()) throw new SocketInUseError(`the socket folder ${folder} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== 0 && stat.uid !== uid) {
+    throw new SocketInUseError(`the socket folder ${folder} is owned by uid ${stat.uid}, not by root or this process (uid ${uid}); refusing to create a socket there`);
+  }
+  if (writableByOthers(stat.mode, stat.gid)) {
+    throw new SocketInUseError(`the socket folder ${folder} is writable by other users (mode ${(stat.mode & 0o7777).toString(8)}); `
+      + 'they could swap the socket for a symlink: choose a folder only root or this user can write (e.g. /run/xpci)');
+  }
+}
+
+/**
+ * Make `path` ready for bind: check its folder (checkSocketFolder); create the parent folder if missing (0700, or 0711 when other users
  * are admitted, so they can reach the socket without listing the folder; an existing folder of ours
  * that they could not search gets the same search bits); replace a stale socket left by a backend
  * that died; refuse a live one, or anything that is not a socket.
@@ -63,8 +90,12 @@ export async function prepareSocketPath(path: string, access: SocketAccess): Pro
     mkdirSync(parent, { recursive: true, mode: widened ? 0o711 : 0o700 });
   } else if (widened) {
     const folder = statSync(parent);
-    if (folder.uid === process.getuid?.() && (folder.mode & 0o011) !== 0o011) chmodSync(parent, (folder.mode & 0o7777) | 0o011);
+    if (folder.uid === process.getuid?.() && (folder.mode & 0o011) !== 0o011) {
+      checkSocketFolder(parent);
+      chmodSync(parent, (folder.mode & 0o7777) | 0o011);
+    }
   }
+  checkSocketFolder(parent);
   let kind: 'socket' | 'other' | 'none';
   try {
     kind = lstatSync(path).isSocket() ? 'socket' : 'other';
@@ -81,34 +112,57 @@ export async function prepareSocketPath(path: string, access: SocketAccess): Pro
   }
 }
 
-/** Bind and listen on `path` with no window in which the socket is wider than 0600; returns its inode. */
+/**
+ * Bind and listen on `path`, permissions set before the name is visible (see the top of this file);
+ * returns the socket's inode. Throws SocketInUseError if something took the name meanwhile.
+ */
 export async function listenOnSocket(server: Server, path: string, access: SocketAccess): Promise<number> {
-  const previous = process.umask(0o177);
-  const listening = new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
-    server.once('error', onError);
-    server.once('listening', () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  const parent = dirname(path);
+  checkSocketFolder(parent);
+  const privateDir = mkdtempSync(join(parent, `.xpci-${basename(path)}-`));
+  const bound = join(privateDir, 's');
   try {
-    // For a path, bind(2) and listen(2) happen synchronously inside listen(): the umask covers them.
-    server.listen(path);
+    const previous = process.umask(0o177);
+    const listening = new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      server.once('error', onError);
+      server.once('listening', () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    try {
+      // For a path, bind(2) and listen(2) happen synchronously inside listen(): the umask covers them.
+      server.listen(bound);
+    } finally {
+      process.umask(previous);
+    }
+    await listening;
+    const { mode, group } = socketMode(access);
+    if (group !== null) chownSync(bound, -1, group);
+    chmodSync(bound, mode);
+    const inode = lstatSync(bound).ino;
+    try {
+      linkSync(bound, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      throw new SocketInUseError(`${path} appeared while the socket was being created; refusing to replace it`);
+    }
+    return inode;
   } finally {
-    process.umask(previous);
+    try {
+      unlinkSync(bound);
+    } catch {
+      // never bound
+    }
+    rmdirSync(privateDir);
   }
-  await listening;
-  const { mode, group } = socketMode(access);
-  if (group !== null) chownSync(path, -1, group);
-  chmodSync(path, mode);
-  return statSync(path).ino;
 }
 
 /** Remove the socket file if it is still the one this backend created (not a successor's). */
 export function removeSocketFile(path: string, inode: number): void {
   try {
-    if (statSync(path).ino === inode) unlinkSync(path);
+    if (lstatSync(path).ino === inode) unlinkSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }

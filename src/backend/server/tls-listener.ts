@@ -8,7 +8,7 @@
 import { createServer, type PeerCertificate, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import createDebug from 'debug';
-import type { Admission } from './ring-server.js';
+import type { Admission } from './peer-admission.js';
 
 const debug = createDebug('xpci:tls');
 

@@ -14,7 +14,7 @@ import createDebug from 'debug';
 import { native } from '../../native/binding.js';
 import { formatAddress, type PciAddress } from '../../pci/address.js';
 import type { ExportedDevice } from '../exported-device.js';
-import type { Admission } from '../server/ring-server.js';
+import type { Admission } from '../server/peer-admission.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from '../server/socket-file.js';
 import { closeQuietly } from './fd-connection.js';
 import { VfioUserSession, type HostExtras } from './session.js';

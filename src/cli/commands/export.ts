@@ -19,6 +19,7 @@ import { VfioUserServer, vfioUserSocketPath } from '../../backend/vfio-user/vfio
 import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
 import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import { describeError, RuntimeError, UsageError } from '../errors.js';
+import { onProcessEnd, writeOutput } from '../process-endings.js';
 import { stateDirFailure } from '../permission-errors.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -162,8 +163,8 @@ export function resolveExportOptions(args: ExportArgs, config: ExportConfig | nu
   };
 }
 
-const say = (line: string): void => void process.stdout.write(line + '\n');
-const warn = (message: string): void => void process.stderr.write(`xpci: ${message}\n`);
+const say = (line: string): void => writeOutput(process.stdout, line + '\n');
+const warn = (message: string): void => writeOutput(process.stderr, `xpci: ${message}\n`);
 
 function printMapping(mapping: MappingEntry[], options: BackendOptions): void {
   const flags = [options.mode, ...(options.readOnly ? ['read-only'] : [])].join(', ');
@@ -207,9 +208,8 @@ async function run(args: ExportArgs): Promise<void> {
   });
   await backend.prepare();
 
-  const onSignal = (signal: NodeJS.Signals): void => void backend.stop(`received ${signal}`);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // stop() releases every device synchronously before its first await, as the 'exit' ending needs.
+  const stopWatching = onProcessEnd((reason) => void backend.stop(reason));
   try {
     const outcome = backend.exportDevices();
     const mapping = backend.mapping();
@@ -226,15 +226,16 @@ async function run(args: ExportArgs): Promise<void> {
     let withdraw = (): void => undefined;
     if (!backend.isStopping) {
       await listenOrStop(backend, options.socketPath);
-      withdraw = register(options, backend.controlPath);
-      announceReady(options, mapping, outcome.refused, backend.controlPath, backend.tlsEndpoint);
+      if (!backend.isStopping) {
+        withdraw = register(options, backend.controlPath);
+        announceReady(options, mapping, outcome.refused, backend.controlPath, backend.tlsEndpoint);
+      }
     }
     const summary = await backend.stopped;
     withdraw();
     printSummary(summary, options.json);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopWatching();
   }
 }
 

@@ -59,7 +59,8 @@ export const irqCommand: CommandModule<object, IrqArgs> = {
     if (!Number.isInteger(args.timeout) || args.timeout < 0) throw new UsageError(`irq: --timeout ${args.timeout} is not a number of milliseconds`);
     const matches = parseSelection(args.s, undefined);
     await withFrontend(args, 'irq', async (client) => {
-      const { address, remote } = await selectOneDevice(client, matches, args.s, 'irq');
+      // The scan's reads come before waiting, as before selection used the Hello's list: kept for irq.
+      const { address, remote } = await selectOneDevice(client, matches, args.s, 'irq', { scan: true });
       const where = `waiting for an interrupt of ${formatAddress(address)}`;
       try {
         const record = await remote.waitForInterrupt({ kind: args.kind as InterruptKind | undefined, vector: args.vector, timeoutMs: args.timeout });

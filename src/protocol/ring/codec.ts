@@ -21,6 +21,7 @@ import {
   ERROR_PAYLOAD,
 } from './layout.js';
 import { MAX_ERROR_MESSAGE } from './limits.js';
+import { printablePeerText } from './peer-text.js';
 import {
   ErrorCode,
   FrameFlags,
@@ -311,7 +312,8 @@ export function decodeErrorPayload(payload: Buffer): ErrorPayload {
   return {
     code: payload.readUInt16LE(ERROR_PAYLOAD.code) as ErrorCode,
     errno: payload.readInt32LE(ERROR_PAYLOAD.errno),
-    message: payload.subarray(ERROR_PAYLOAD.message).toString('utf8'),
+    // Untrusted text: whoever prints it gets it cut at the limit and with control characters escaped.
+    message: printablePeerText(payload.subarray(ERROR_PAYLOAD.message).toString('utf8'), MAX_ERROR_MESSAGE),
   };
 }
 

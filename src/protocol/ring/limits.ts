@@ -23,3 +23,20 @@ export const PARTIAL_FRAME_TIMEOUT_MS = 2000;
  * by one the backend frames correctly.
  */
 export const HELLO_TIMEOUTS_MS: readonly number[] = [1000, 2500, 2500];
+
+/**
+ * A connection that has not completed a Hello this long after connecting gives way to the next
+ * frontend that connects (a silent peer must not lock everyone out). Alone it may stay open: the
+ * host end of a virtio-serial port connects long before its guest frontend says Hello.
+ */
+export const HELLO_DEADLINE_MS = 5000;
+
+/** A session that has sent nothing this long gives way to the next frontend that connects. */
+export const IDLE_YIELD_MS = 60_000;
+
+/**
+ * Replies (and events) a backend keeps for a frontend that does not read them; past this the
+ * connection is closed. The backend also stops reading a frontend whose replies back up, so only
+ * a peer that keeps writing while never reading gets here.
+ */
+export const MAX_UNREAD_REPLY_BYTES = 4 * 1024 * 1024;
