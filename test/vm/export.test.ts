@@ -16,7 +16,7 @@ const { e1000Fn0, e1000Fn1, edu, pciBridge } = STANDARD_DEVICES;
 /** An extra two-function slot (edu at functions 0 and 2), so that function 2 can be exported alone. */
 const LONE_SLOT = 0x13;
 const loneFn2 = `0000:00:${LONE_SLOT.toString(16)}.2`;
-const SOCKET = '/tmp/xpci-export.sock';
+const SOCKET = '/run/xpci/export.sock';
 const OUT = '/tmp/xpci-export.out';
 
 const short = (bdf: string): string => bdf.slice(5);

@@ -84,20 +84,20 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
   });
 
   test('export locks: a second export and assignable-remove name the holder; after kill -9 a new export clears the stale lock', async () => {
-    const first = await startBackend('lock1', `${e1000Fn0} ${e1000Fn1} --socket /tmp/lock.sock`);
+    const first = await startBackend('lock1', `${e1000Fn0} ${e1000Fn1} --socket /run/xpci/lock.sock`);
     let third: Backend | undefined;
     try {
       assert.deepEqual(first.ready.devices.map((d) => d.guest), ['0000:00:00.0', '0000:00:00.1'], 'held on pci-stub: exported without --read-only');
 
-      const second = await vm.exec(`${X} export --socket /tmp/other.sock ${e1000Fn0}; echo "status=$?"; ${X} assignable-remove ${e1000Fn0} ${e1000Fn1}; echo "status=$?"`,
+      const second = await vm.exec(`${X} export --socket /run/xpci/other.sock ${e1000Fn0}; echo "status=$?"; ${X} assignable-remove ${e1000Fn0} ${e1000Fn1}; echo "status=$?"`,
         { timeoutMs: 120_000 });
       assert.deepEqual(second.stdout.match(/status=\d/g), ['status=1', 'status=1']);
-      assert.match(second.stderr, new RegExp(`^xpci: 0000:00:05\\.0 is already in use by pid ${first.pid} \\(.*export --json 0000:00:05\\.0 0000:00:05\\.1 --socket /tmp/lock\\.sock`, 'm'));
+      assert.match(second.stderr, new RegExp(`^xpci: 0000:00:05\\.0 is already in use by pid ${first.pid} \\(.*export --json 0000:00:05\\.0 0000:00:05\\.1 --socket /run/xpci/lock\\.sock`, 'm'));
       assert.match(second.stderr, new RegExp(`^xpci: assignable-remove failed: 0000:00:05\\.0 is already in use by pid ${first.pid}`, 'm'));
       assert.equal(await driverOf(e1000Fn0), 'pci-stub');
 
       await vm.execOk(`kill -9 ${first.pid}`);
-      third = await startBackend('lock2', `${e1000Fn0} ${e1000Fn1} --socket /tmp/lock.sock`);
+      third = await startBackend('lock2', `${e1000Fn0} ${e1000Fn1} --socket /run/xpci/lock.sock`);
       const notes = await third.stderr();
       assert.match(notes, new RegExp(`0000:00:05\\.0: cleared stale lock of pid ${first.pid} \\(process gone\\)`));
       assert.match(notes, new RegExp(`0000:00:05\\.1: cleared stale lock of pid ${first.pid} \\(process gone\\)`));
@@ -119,14 +119,14 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
   });
 
   test('hot-plug: a connected frontend sees attach at the next free slot and detach, the first device keeps its address; a non-allowed uid is refused', async () => {
-    const backend = await startBackend('hotplug', `${edu} --socket /tmp/hp.sock --allow-uid 1000`);
+    const backend = await startBackend('hotplug', `${edu} --socket /run/xpci/hp.sock --allow-uid 1000`);
     try {
       assert.deepEqual(backend.ready.devices, [{ host: edu, guest: '0000:00:00.0' }]);
       // A frontend that stays connected and logs the events it gets, one JSON line each.
       const frontend = `
         const { connect } = await import('${vm.repoRoot}/dist/src/frontend/index.js');
         const { parseAddress, formatAddress } = await import('${vm.repoRoot}/dist/src/pci/address.js');
-        const client = await connect('/tmp/hp.sock');
+        const client = await connect('/run/xpci/hp.sock');
         const log = (o) => console.log(JSON.stringify(o));
         const list = () => client.devices().map((d) => d.address);
         log({ connected: list() });
@@ -138,13 +138,13 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
         `kill -0 $(cat /tmp/frontend.pid) 2>/dev/null || break; sleep 0.1; done; cat /tmp/frontend.out /tmp/frontend.err`, { timeoutMs: 120_000 });
       assert.match(await waitFor('connected'), /\{"connected":\["0000:00:00.0"\]\}/);
 
-      const attached = await xpci(`attach ${pciTestdev} --socket /tmp/hp.sock`);
+      const attached = await xpci(`attach ${pciTestdev} --socket /run/xpci/hp.sock`);
       assert.equal(attached.exitCode, 0, attached.stderr);
       assert.equal(attached.stdout, `${pciTestdev}: attached (frontend address 0000:00:01.0)\n`);
       const afterAttach = await waitFor('added');
       assert.deepEqual(JSON.parse(afterAttach.split('\n')[1]), { added: '0000:00:01.0', vendor: 0x1b36, devices: ['0000:00:00.0', '0000:00:01.0'] });
 
-      const detached = await xpci(`detach ${pciTestdev} --socket /tmp/hp.sock`);
+      const detached = await xpci(`detach ${pciTestdev} --socket /run/xpci/hp.sock`);
       assert.equal(detached.exitCode, 0, detached.stderr);
       const afterDetach = await waitFor('removed');
       assert.deepEqual(JSON.parse(afterDetach.split('\n')[2]), { removed: '0000:00:01.0', devices: ['0000:00:00.0'] });
@@ -153,7 +153,7 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
       const nobody = await vm.exec(`node --input-type=module -e "
         process.setgid(65534); process.setuid(65534);
         const { connect } = await import('./dist/src/frontend/index.js');
-        try { await connect('/tmp/hp.sock'); console.log('admitted'); } catch (error) { console.log('refused: ' + error.message); }"`, { timeoutMs: 120_000 });
+        try { await connect('/run/xpci/hp.sock'); console.log('admitted'); } catch (error) { console.log('refused: ' + error.message); }"`, { timeoutMs: 120_000 });
       assert.match(nobody.stdout, /^refused: .*uid 65534/);
       assert.match(await backend.stderr(), /peer uid 65534 gid 65534 .* is not allowed/);
       assert.equal(await backend.stop(), 0);
@@ -170,10 +170,10 @@ describe('device lifecycle in the QEMU guest', { skip: unavailable !== null && a
     assert.equal((await vm.execOk(`od -A n -t x4 -N 4 ${dir}/resource0`)).trim(), '010000ed');
     assert.equal(await vm.execOk(`cmp ${dir}/config /sys/bus/pci/devices/${edu}/config && echo same`), 'same\n');
 
-    const backend = await startBackend('snapshot', `${edu} --sysfs-root /tmp/edu-snap --mode passthrough --read-only --socket /tmp/snap.sock`);
+    const backend = await startBackend('snapshot', `${edu} --sysfs-root /tmp/edu-snap --mode passthrough --read-only --socket /run/xpci/snap.sock`);
     try {
       const hexLines = (dump: string) => dump.split('\n').filter((line) => /^[0-9a-f]{2,3}: /.test(line));
-      const throughRing = await xpci(`lspci -xxx --connect /tmp/snap.sock -s ${edu.slice(5)}`);
+      const throughRing = await xpci(`lspci -xxx --connect /run/xpci/snap.sock -s ${edu.slice(5)}`);
       assert.equal(throughRing.exitCode, 0, throughRing.stderr);
       const host = await vm.execOk(`lspci -xxx -s ${edu.slice(5)}`);
       assert.equal(hexLines(throughRing.stdout).length, 16);

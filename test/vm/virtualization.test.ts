@@ -23,7 +23,7 @@ const PERMISSIVE_EDU = STANDARD_DEVICES.eduBehindBridge.slice(5);
 /** Their vPCI addresses: slots in host-BDF order, functions kept. */
 const FRONT_EDU = '00:00.0';
 const FRONT_PERMISSIVE_EDU = '00:01.0';
-const SOCKET = '/tmp/x.sock';
+const SOCKET = '/run/xpci/x.sock';
 const OUT = '/tmp/xpci-export.out';
 const ERR = '/tmp/xpci-export.err';
 /** The step runner's batch folder (test/vm/guest/virtualization-steps.ts). */
