@@ -1,11 +1,6 @@
 /**
-<<<<<<< HEAD
  * `npm run fuzz -- [--frames N] [--seed S] [--mode vpci|passthrough] [--no-idle] [--no-pin] [--json] [--vfio-user]`: the long
- * fuzz run of the backend (issue 5 item 6). Prints progress, frames/s and every finding; exits 1
-=======
- * `npm run fuzz -- [--frames N] [--seed S] [--mode vpci|passthrough] [--no-idle] [--no-pin] [--json]`: the long
- * fuzz run of the backend. Prints progress, frames/s and every finding; exits 1
->>>>>>> main
+ * fuzz run of the backend (with --vfio-user: of the vfio-user server). Prints progress, frames/s and every finding; exits 1
  * when there is a finding. Replay a run with its seed.
  */
 import { parseArgs } from 'node:util';
