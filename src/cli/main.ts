@@ -1,8 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded
 /**
- * xpci command line. The 1 MiB young generation (the shebang's flag) keeps a backend small: its
- * per-request path allocates almost nothing, and V8's default semi-spaces (up to 16 MiB each)
- * would otherwise be the largest part of its resident memory (measured by `npm run bench`). Each command lives in src/cli/commands/<name>.ts and exports a yargs
+ * xpci command line. The shebang's flags keep a backend small (measured by `npm run bench`): a
+ * 1 MiB young generation, because its per-request path allocates almost nothing and V8's default
+ * semi-spaces (up to 16 MiB each) would otherwise be the largest part of its resident memory; and
+ * no V8 helper threads (each with its own stacks and heaps), because the backend serves one
+ * frontend on one event loop and has nothing for them to do in parallel. Each command lives in
+ * src/cli/commands/<name>.ts and exports a yargs
  * CommandModule; this file only wires them together and owns the exit-status convention and the
  * option rules (src/cli/option-rules.ts).
  */
