@@ -68,7 +68,7 @@ export const attachCommand: CommandModule<object, HotplugArgs> = {
         + 'export resets the function before handing it out (unless --no-reset-on-export).',
     ].join('\n'))
     .example('xpci attach 06:02.0', 'into the export on $XPCI_SOCKET (else /run/xpci/xpci.sock)')
-    .example('xpci attach --socket /tmp/x.sock 06:02.0', 'into the export started with --socket /tmp/x.sock')
+    .example('xpci attach --socket /run/xpci/x.sock 06:02.0', 'into the export started with --socket /run/xpci/x.sock')
     .example('xpci attach --permissive --json 06:02.0', 'a permissive function; the reply as JSON')
     .epilogue([
       'OUTPUT',
@@ -99,7 +99,7 @@ export const detachCommand: CommandModule<object, HotplugArgs> = {
         + 'gives it back to the host.',
     ].join('\n'))
     .example('xpci detach 06:02.0', 'out of the export on $XPCI_SOCKET (else /run/xpci/xpci.sock)')
-    .example('xpci detach --control /tmp/x.sock.ctl 06:02.0', 'naming the control socket itself')
+    .example('xpci detach --control /run/xpci/x.sock.ctl 06:02.0', 'naming the control socket itself')
     .example('xpci detach --json 06:02.0', 'the reply as JSON')
     .epilogue([
       'OUTPUT',
