@@ -2,97 +2,23 @@
  * The backend server end to end, in process: fixture sysfs trees, the real ExportedDevice, locks and
  * peer checks, a real Unix socket, and a raw client built on the protocol codec.
  */
-import { test, describe, type TestContext } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { buildConfigImage, createFixtureTree, type FixtureDeviceSpec, type FixtureTree } from '../support/fixture-sysfs.js';
+import { createFixtureTree } from '../support/fixture-sysfs.js';
 import { RawClient, replyError } from '../support/raw-client.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { decodeConfigReadReply, decodeDeviceRemoved, decodeJsonPayload, encodeRequest } from '../../src/protocol/ring/codec.js';
 import { encodeFrame } from '../../src/protocol/ring/frame.js';
 import { ErrorCode, MAGIC, MessageType, type DeviceDescriptor } from '../../src/protocol/ring/messages.js';
-import { BackendServer, type BackendOptions } from '../../src/backend/server/backend-server.js';
+import { BackendServer } from '../../src/backend/server/backend-server.js';
 import { admitPeer, createExportHost } from '../../src/backend/server/export-host.js';
 import type { ExportedDevice } from '../../src/backend/exported-device.js';
 import { sendControlRequest } from '../../src/cli/control-client.js';
-import { serveForTest } from '../support/backend-harness.js';
-
-const nic = (fn: number, extra: Partial<FixtureDeviceSpec> = {}): FixtureDeviceSpec => ({
-  address: `0000:00:05.${fn}`,
-  config: buildConfigImage({ vendor: 0x8086, device: 0x100e, classCode: 0x020000, headerType: 0x80, cacheLineSize: 0x10, interruptLine: 0x0b, interruptPin: 1 }),
-  ...extra,
-});
-const plain = (address: string, vendor: number, extra: Partial<FixtureDeviceSpec> = {}): FixtureDeviceSpec => ({
-  address,
-  config: buildConfigImage({ vendor, device: 0x11e8, classCode: 0x00ff00 }),
-  ...extra,
-});
-const bridge: FixtureDeviceSpec = {
-  address: '0000:00:1c.0',
-  config: buildConfigImage({ vendor: 0x8086, device: 0x2448, classCode: 0x060400, headerType: 1 }),
-};
-
-const DEVICES: FixtureDeviceSpec[] = [
-  nic(0), nic(1),
-  plain('0000:00:07.2', 0x1234),
-  plain('0000:00:08.0', 0x1af4, { driver: 'virtio-pci' }),
-  plain('0000:00:09.0', 0x1b36, { driver: 'pci-stub' }),
-  plain('0000:06:00.0', 0x10ec),
-  plain('0000:06:03.0', 0x10ec),
-  plain('0001:02:00.0', 0x15b3),
-  bridge,
-];
-
-interface Harness {
-  backend: BackendServer<ExportedDevice>;
-  tree: FixtureTree;
-  socket: string;
-  dir: string;
-  warnings: string[];
-  refused: { bdf: string; reason: string }[];
-  connect(): Promise<RawClient>;
-}
-
-async function startBackend(t: TestContext, devices: string[], options: Partial<BackendOptions> = {}, specs = DEVICES): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'xpci-backend-'));
-  const tree = createFixtureTree(specs, join(dir, 'sysfs'));
-  const socket = join(dir, 'run', 'xpci.sock');
-  const warnings: string[] = [];
-  const resolved: BackendOptions = {
-    mode: 'vpci',
-    socketPath: socket,
-    devices: devices.map((text) => ({ address: parseAddress(text.replace(/:permissive$/, '')), permissive: text.endsWith(':permissive') })),
-    permissive: false,
-    readOnly: false,
-    resetOnExport: true,
-    resetOnRelease: true,
-    allowUids: [],
-    allowGids: [],
-    verboseRequest: false,
-    exitOnDisconnect: false,
-    ...options,
-  };
-  const backend = new BackendServer<ExportedDevice>(resolved, {
-    host: createExportHost({ sysfsRoot: tree.root, stateDir: join(dir, 'state'), mode: resolved.mode, readOnly: resolved.readOnly }),
-    admit: admitPeer,
-    warn: (message) => warnings.push(message),
-  });
-  const { refused } = await serveForTest(t, backend, dir);
-  return { backend, tree, socket, dir, warnings, refused, connect: () => RawClient.connect(socket) };
-}
-
-const read = (client: RawClient, address: string, offset: number, size: number) =>
-  client.request({ type: MessageType.ConfigRead, id: client.id(), address: parseAddress(address), offset, size });
-
-async function readValue(client: RawClient, address: string, offset: number, size: number): Promise<number> {
-  const frame = await read(client, address, offset, size);
-  const error = replyError(frame);
-  if (error) throw error;
-  return decodeConfigReadReply(frame);
-}
+import { DEVICES, plain, read, readValue, serveForTest, startBackend, type Harness } from '../support/backend-harness.js';
 
 describe('vPCI numbering through the handshake', () => {
   test('multi-function functions share a slot, a lone function 2 keeps its number, bridges and driver-bound devices are refused', async (t) => {
