@@ -154,6 +154,21 @@ function expectLength(frame: Frame, length: number, name: string): void {
   }
 }
 
+/** The fields a config read and write share (their layout: CONFIG_TARGET). */
+const configTarget = (payload: Buffer) => ({
+  address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
+  offset: payload.readUInt16LE(CONFIG_TARGET.offset),
+  size: payload.readUInt8(CONFIG_TARGET.size),
+});
+
+/** The fields a BAR read and write share (their layout: BAR_TARGET). */
+const barTarget = (payload: Buffer) => ({
+  address: unpackAddress(payload.readUInt32LE(BAR_TARGET.address)),
+  bar: payload.readUInt8(BAR_TARGET.bar),
+  size: payload.readUInt8(BAR_TARGET.size),
+  offset: payload.readBigUInt64LE(BAR_TARGET.offset),
+});
+
 /** Backend side. Throws XpciError (Malformed / NotImplemented) for anything it cannot decode. */
 export function decodeRequest(frame: Frame): Request {
   const { id, payload } = frame;
@@ -163,43 +178,19 @@ export function decodeRequest(frame: Frame): Request {
       return { type: MessageType.Hello, id, hello: decodeHello(payload) };
     case MessageType.ConfigRead: {
       expectLength(frame, CONFIG_READ_LENGTH, 'ConfigRead');
-      return {
-        type: MessageType.ConfigRead, id,
-        address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
-        offset: payload.readUInt16LE(CONFIG_TARGET.offset),
-        size: payload.readUInt8(CONFIG_TARGET.size),
-      };
+      return { type: MessageType.ConfigRead, id, ...configTarget(payload) };
     }
     case MessageType.ConfigWrite: {
       expectLength(frame, CONFIG_WRITE_LENGTH, 'ConfigWrite');
-      return {
-        type: MessageType.ConfigWrite, id,
-        address: unpackAddress(payload.readUInt32LE(CONFIG_TARGET.address)),
-        offset: payload.readUInt16LE(CONFIG_TARGET.offset),
-        size: payload.readUInt8(CONFIG_TARGET.size),
-        value: payload.readUInt32LE(CONFIG_TARGET.value),
-      };
+      return { type: MessageType.ConfigWrite, id, ...configTarget(payload), value: payload.readUInt32LE(CONFIG_TARGET.value) };
     }
     case MessageType.BarRead: {
       expectLength(frame, BAR_READ_LENGTH, 'BarRead');
-      return {
-        type: MessageType.BarRead, id,
-        address: unpackAddress(payload.readUInt32LE(BAR_TARGET.address)),
-        bar: payload.readUInt8(BAR_TARGET.bar),
-        size: payload.readUInt8(BAR_TARGET.size),
-        offset: payload.readBigUInt64LE(BAR_TARGET.offset),
-      };
+      return { type: MessageType.BarRead, id, ...barTarget(payload) };
     }
     case MessageType.BarWrite: {
       expectLength(frame, BAR_WRITE_LENGTH, 'BarWrite');
-      return {
-        type: MessageType.BarWrite, id,
-        address: unpackAddress(payload.readUInt32LE(BAR_TARGET.address)),
-        bar: payload.readUInt8(BAR_TARGET.bar),
-        size: payload.readUInt8(BAR_TARGET.size),
-        offset: payload.readBigUInt64LE(BAR_TARGET.offset),
-        value: payload.readBigUInt64LE(BAR_TARGET.value),
-      };
+      return { type: MessageType.BarWrite, id, ...barTarget(payload), value: payload.readBigUInt64LE(BAR_TARGET.value) };
     }
     case MessageType.ListDevices:
       expectLength(frame, 0, 'ListDevices');
