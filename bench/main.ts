@@ -200,7 +200,6 @@ async function main(): Promise<number> {
     if (fixtureBackend.devices.length !== FIXTURE_DEVICE_COUNT) throw new Error(`the fixture backend exported ${fixtureBackend.devices.length} of ${FIXTURE_DEVICE_COUNT} devices`);
     const fixtureAddress = parseAddress(fixtureBackend.devices.find((d) => d.host === MAIN_DEVICE)!.guest);
     await ringReads(bench, 'fixture', fixtureClient, fixtureAddress, fixtureBackend.child.pid);
-    cliCall = measureCliCall(fixtureBackend.socket, formatAddress(fixtureAddress), Math.max(5, options.runs));
     // The same reads from a bare client (no frontend library): what the backend alone costs.
     await fixtureClient.close();
     clients.pop();
@@ -212,11 +211,15 @@ async function main(): Promise<number> {
     await bench.measure('fixtureRaw1', 1, rawPids, () => raw.run(1, options.runMs));
     await bench.measure('fixtureRaw64', 64, rawPids, () => raw.run(64, options.runMs));
     raw.close();
+    // One frontend at a time: the CLI calls come once the bench's own clients have gone.
+    cliCall = measureCliCall(fixtureBackend.socket, formatAddress(fixtureAddress), Math.max(5, options.runs));
     const fixtureFile = native().openRegisterFile(join(fixture.deviceDir(MAIN_DEVICE), 'config'), false);
     await bench.measure('fixturePread', 1, { bench: process.pid }, () => loop(options.runMs, () => fixtureFile.read(REGISTER.offset, REGISTER.size)));
     fixtureFile.close();
     rss.fixtureBackend = rssKiB(fixtureBackend.child.pid);
-    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: fixture.root, device: MAIN_DEVICE });
+    // A tree of its own: the fixture backend still holds its devices (one writable export per device).
+    const vfioUserFixture = createBenchFixture(join(work, 'sysfs-vfio-user')).tree;
+    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: vfioUserFixture.root, device: MAIN_DEVICE });
 
     // 2b. The same round trip from a frontend on another host: TLS on loopback vs the Unix socket.
     await measureTls({
