@@ -217,13 +217,13 @@ async function main(): Promise<number> {
     await bench.measure('fixturePread', 1, { bench: process.pid }, () => loop(options.runMs, () => fixtureFile.read(REGISTER.offset, REGISTER.size)));
     fixtureFile.close();
     rss.fixtureBackend = rssKiB(fixtureBackend.child.pid);
-    // A tree of its own: the fixture backend still holds its devices (one writable export per device).
-    const vfioUserFixture = createBenchFixture(join(work, 'sysfs-vfio-user')).tree;
-    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: vfioUserFixture.root, device: MAIN_DEVICE });
+    // Trees of their own: the fixture backend still holds its devices (one writable export per device).
+    const ownFixture = (name: string): string => createBenchFixture(join(work, `sysfs-${name}`)).tree.root;
+    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: ownFixture('vfio-user'), device: MAIN_DEVICE });
 
     // 2b. The same round trip from a frontend on another host: TLS on loopback vs the Unix socket.
     await measureTls({
-      work, sysfsRoot: fixture.root, device: MAIN_DEVICE, runMs: options.runMs, pinCpu,
+      work, sysfsRoot: ownFixture('tls'), device: MAIN_DEVICE, runMs: options.runMs, pinCpu,
       track: (child) => bench.track(child), measure: (name, depth, pids, run) => bench.measure(name, depth, pids, run),
     });
 
