@@ -5,7 +5,8 @@
  *   pci-testdev;
  * - deaths: the backend exporting edu is killed with SIGKILL, SIGHUP, SIGTERM and SIGINT at random
  *   points of 50 frontend sessions; every next export starts, and edu's command register, cache line
- *   size and interrupt line end as they were before the first export.
+ *   size and interrupt line end as they were before the first export;
+ * - `xpci assignable-remove` after a SIGKILL: it repairs edu from the register record the export left.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -119,5 +120,27 @@ describe('faults in the QEMU guest', { skip: unavailable !== null && announceSki
     assert.ok(report.kills.some((k) => k.signal === 'SIGKILL' && JSON.stringify(k.registersAfterDeath) !== JSON.stringify(report.original)),
       `a SIGKILL left edu changed at least once, so the repair ran: ${context}`);
     assert.deepEqual(report.final, { exit: { code: 0, signal: null }, registers: report.original, leftovers: nothingLeft }, context);
+  });
+
+  test('assignable-remove after a SIGKILL writes back what the export\'s frontend changed, from the register record', async () => {
+    const registers = async () => (await vm.execOk(`setpci -s ${edu.slice(5)} COMMAND CACHE_LINE_SIZE`)).trim().split('\n');
+    const before = await registers();
+    const backend = await startBackend('record', `--socket /run/xpci/record.sock ${edu}`);
+    try {
+      const guest = backend.ready.devices[0].guest;
+      const changed = await vm.exec(`${X} setpci --connect /run/xpci/record.sock -s ${guest.slice(5)} COMMAND=0x0002:0x0002 CACHE_LINE_SIZE=0x20`, { timeoutMs: 120_000 });
+      assert.equal(changed.exitCode, 0, changed.stderr);
+      assert.notDeepEqual(await registers(), before, 'the frontend changed edu');
+    } finally {
+      await vm.exec(`kill -9 ${backend.pid}; for i in $(seq 100); do kill -0 ${backend.pid} 2>/dev/null || break; sleep 0.1; done`);
+    }
+    assert.notDeepEqual(await registers(), before, 'SIGKILL restores nothing');
+    const removed = await vm.exec(`${X} assignable-remove --state-dir ${STATE} --json ${edu}`, { timeoutMs: 120_000 });
+    assert.equal(removed.exitCode, 0, removed.stderr);
+    const [outcome] = JSON.parse(removed.stdout).devices as { action: string; notes: string[] }[];
+    assert.equal(outcome.action, 'not-held');
+    assert.ok(outcome.notes.some((note) => /^restored registers a backend that died left changed: .*cache line size 0x20 → 0x/.test(note)), removed.stdout);
+    assert.deepEqual(await registers(), before);
+    assert.equal((await vm.exec(`ls ${STATE}/registers`)).stdout, '', 'the record is removed');
   });
 });
