@@ -96,13 +96,18 @@ async function eduDma(edu: RemoteDevice, src: bigint, dst: bigint, toRam: boolea
 
 const pattern = (seed: number, length: number): Buffer => Buffer.from(Array.from({ length }, (_, i) => (i * 7 + seed) & 0xff));
 
-/** The backend's fds, and its mappings of DMA memory or VFIO (what a leak would add). */
-function backendResources(pid: number): { fds: number; maps: number; deviceMaps: number } {
+/**
+ * The backend's fds and mappings: every mapping of a file (DMA memfds, VFIO regions, sysfs files,
+ * libraries) by name, and the count of all of them (anonymous ones come and go with V8's heap).
+ */
+function backendResources(pid: number): { fds: number; maps: number; deviceMaps: number; namedMaps: string[] } {
   const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n');
+  const named = maps.map((line) => line.split(/\s+/).slice(5).join(' ')).filter((name) => name !== '' && !name.startsWith('['));
   return {
     fds: readdirSync(`/proc/${pid}/fd`).length,
     maps: maps.length,
-    deviceMaps: maps.filter((line) => /memfd:|vfio|\/sys\//.test(line)).length,
+    deviceMaps: named.filter((name) => /memfd:|vfio|\/sys\//.test(name)).length,
+    namedMaps: named.sort(),
   };
 }
 
@@ -293,11 +298,16 @@ async function bad(client: FrontendClient): Promise<Record<string, unknown>> {
   const nic = client.remoteDevice(parseAddress(args.e1000e));
   const resourcesBefore = backendResources(args.backendPid);
   const window = await edu.mapDma(4096);
+  // Each kind alternates two forms: a window larger than the limit / one that would pass the limit
+  // with the open window; a read past the end / a write straddling it; an MSI-X vector never enabled
+  // / an INTx vector that does not exist; a write after the table / after the PBA in their pages.
+  let n = 0;
+  const alternate = (a: () => Promise<unknown>, b: () => Promise<unknown>) => () => (n++ % 2 === 0 ? a() : b());
   const kinds: Record<string, () => Promise<unknown>> = {
-    pastLimit: () => client.dmaMap(edu.address, args.pastLimit),
-    outOfRange: () => client.dmaRead(edu.address, window.iova, 4000n, 200),
-    unmaskNeverEnabled: () => client.interruptUnmask(nic.address, 'msix', 3),
-    msixOutsideTable: () => nic.barWrite(args.tableBar, args.outsideTable, 4, 0),
+    pastLimit: alternate(() => client.dmaMap(edu.address, 2 * args.dmaLimit), () => client.dmaMap(edu.address, args.dmaLimit)),
+    outOfRange: alternate(() => client.dmaRead(edu.address, window.iova, 4000n, 200), () => client.dmaWrite(edu.address, window.iova, 4095n, Buffer.alloc(2))),
+    unmaskNeverEnabled: alternate(() => client.interruptUnmask(nic.address, 'msix', 3), () => client.interruptUnmask(edu.address, 'intx', 1)),
+    msixOutsideTable: alternate(() => nic.barWrite(args.tableBar, args.outsideTable, 4, 0), () => nic.barWrite(args.pbaBar, args.outsidePba, 4, 0)),
   };
   const outcomes: Record<string, { failed: number; succeeded: number; messages: string[] }> = {};
   for (const [kind, request] of Object.entries(kinds)) {
