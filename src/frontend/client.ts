@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { formatAddress as formatAddressShort, packAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { readU32 } from '../protocol/ring/bytes.js';
 import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../protocol/ring/frame.js';
@@ -66,7 +66,7 @@ import type { TlsCredentials } from './tls-transport.js';
 import type { Transport } from './transport.js';
 import { RemoteDevice } from './remote-device.js';
 
-const debug = createDebug('xpci:frontend');
+const debug = debugLog('xpci:frontend');
 
 export interface ConnectOptions {
   /** Ring depth asked for in Hello; the backend's answer is what is used. Default 64. */
