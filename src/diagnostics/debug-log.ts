@@ -1,11 +1,10 @@
 /**
  * The `DEBUG=xpci:*` channels of both sides, as the `debug` package prints them — loaded only when
  * something is to be printed. `debug` pulls in tty and its colour detection, several MiB of a
- * backend's resident memory (`npm run bench` measures it) that a quiet export never uses: with DEBUG
- * unset a channel stays a no-op until code turns it on (`--verbose-request`), and the package is
- * loaded then. `debug` is CommonJS, so the late load can be synchronous.
+ * backend's resident memory (`npm run bench` measures it) that a quiet export never uses. With
+ * DEBUG set it loads at once; otherwise a channel is a no-op until code turns it on
+ * (`--verbose-request`), and lines written while the package loads are printed once it has.
  */
-import { createRequire } from 'node:module';
 import type { Debugger } from 'debug';
 
 export interface DebugLog {
@@ -14,18 +13,31 @@ export interface DebugLog {
   enabled: boolean;
 }
 
-const load = (namespace: string): Debugger => (createRequire(import.meta.url)('debug') as typeof import('debug'))(namespace);
+const atStart = process.env.DEBUG ? (await import('debug')).default : undefined;
 
 export function debugLog(namespace: string): DebugLog {
-  if (process.env.DEBUG) return load(namespace);
+  if (atStart) return atStart(namespace);
   let real: Debugger | undefined;
-  const log = ((formatter: string, ...args: unknown[]) => { if (real?.enabled) real(formatter, ...args); }) as DebugLog;
+  let waiting: [string, ...unknown[]][] | undefined;
+  let on = false;
+  const log = ((formatter: string, ...args: unknown[]) => {
+    if (!on) return;
+    if (real) real(formatter, ...args);
+    else waiting?.push([formatter, ...args]);
+  }) as DebugLog;
   Object.defineProperty(log, 'enabled', {
-    get: () => real?.enabled ?? false,
-    set: (on: boolean) => {
-      if (!on && real === undefined) return;
-      real ??= load(namespace);
-      real.enabled = on;
+    get: () => on,
+    set: (value: boolean) => {
+      on = value;
+      if (real) real.enabled = value;
+      if (!value || real || waiting) return;
+      waiting = [];
+      void import('debug').then(({ default: create }) => {
+        real = create(namespace);
+        real.enabled = on;
+        for (const line of waiting ?? []) if (on) real(...line);
+        waiting = undefined;
+      });
     },
   });
   return log;

@@ -28,9 +28,12 @@ test('with DEBUG unset, a channel prints nothing and does not load the debug pac
 });
 
 test('turned on in code (--verbose-request), it loads debug and prints with its namespace', () => {
-  const { stdout, stderr } = probe(`log.enabled = true; log('on %d', 2); console.log(JSON.stringify({ enabled: log.enabled, loaded: loaded() }));`, {});
+  const { stdout, stderr } = probe(`log.enabled = true; log('on %d', 2);
+await new Promise((resolve) => setTimeout(resolve, 200));
+log('later %d', 3);
+console.log(JSON.stringify({ enabled: log.enabled, loaded: loaded() }));`, {});
   assert.deepEqual(JSON.parse(stdout), { enabled: true, loaded: true });
-  assert.match(stderr, /xpci:probe on 2/);
+  assert.match(stderr, /xpci:probe on 2[^]*xpci:probe later 3/, 'a line written while debug loads is printed, in order');
 });
 
 test('DEBUG=xpci:* prints through debug as before; other namespaces stay quiet', () => {
