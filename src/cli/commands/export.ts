@@ -198,7 +198,7 @@ async function run(args: ExportArgs): Promise<void> {
     extras: (device) => device.hostFacilities(),
   });
   const backend = new BackendServer<ExportedDevice>(options, {
-    host: createExportHost(options),
+    host: createExportHost({ ...options, warn }),
     admit: admitPeer,
     warn,
     endpoints: vfioUser && {
