@@ -5,7 +5,7 @@
  * Refusals are AccessDenied errors naming the register and the reason, never a silent success.
  * Error messages go to the frontend, so they name offsets and registers, never host addresses.
  */
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
@@ -25,7 +25,7 @@ import { DmaBudget, type DmaMemoryAllocator } from './dma/dma-windows.js';
 
 export type { DenialRecord } from './config-policy/denial-log.js';
 
-const log = createDebug('xpci:policy');
+const log = debugLog('xpci:policy');
 
 export interface ExportOptions {
   sysfsRoot: string;
