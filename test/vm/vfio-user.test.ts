@@ -88,6 +88,8 @@ describe('vfio-user: a QEMU 10 guest on an exported edu snapshot', { skip, timeo
     } finally {
       second.close();
     }
+    // The warning is written before the connection closes, but its pipe may be read after the close.
+    for (let waited = 0; waited < 50 && !/refused a second vfio-user client/.test(backend.stderr()); waited++) await new Promise((resolve) => setTimeout(resolve, 100));
     assert.match(backend.stderr(), /refused a second vfio-user client/);
     assert.equal((await vm.execOk(`setpci -s ${GUEST_SLOT} VENDOR_ID`)).trim(), '1234');
   });
