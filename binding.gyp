@@ -7,6 +7,7 @@
       "target_name": "xpci_native",
       "sources": [
         "addon/args.cc",
+        "addon/bus_error_guard.cc",
         "addon/debug_log.cc",
         "addon/errors.cc",
         "addon/eventfd.cc",

@@ -9,6 +9,7 @@
 #include <cinttypes>
 
 #include "args.h"
+#include "bus_error_guard.h"
 #include "debug_log.h"
 #include "errors.h"
 #include "fd_args.h"
@@ -159,6 +160,13 @@ size_t MemoryMapping::CheckOffset(Napi::Env env, const char* op, const Napi::Val
   return static_cast<size_t>(offset);
 }
 
+template <typename Access>
+void MemoryMapping::Guard(Napi::Env env, const char* op, Access&& access) const {
+  if (GuardedAccess(base_, length_, access)) return;
+  XPCI_LOG("%s %s -> SIGBUS", op, path_.c_str());
+  ThrowErrno(env, ENXIO, op, path_, "SIGBUS: the device or file behind the mapping is gone");
+}
+
 Napi::Value MemoryMapping::Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
 
 Napi::Value MemoryMapping::Length(const Napi::CallbackInfo& info) {
@@ -179,7 +187,10 @@ Napi::Value MemoryMapping::Read(const Napi::CallbackInfo& info) {
   unsigned width = WidthArg(Site{env, "load", path_}, info[1]);
   size_t offset = CheckOffset(env, "load", info[0], width);
   uint8_t* address = base_ + offset;
-  uint32_t value = width == 1 ? Load<uint8_t>(address) : width == 2 ? Load<uint16_t>(address) : Load<uint32_t>(address);
+  uint32_t value = 0;
+  Guard(env, "load", [&] {
+    value = width == 1 ? Load<uint8_t>(address) : width == 2 ? Load<uint16_t>(address) : Load<uint32_t>(address);
+  });
   XPCI_LOG("load%u %s off=0x%zx -> 0x%" PRIx32, 8 * width, path_.c_str(), offset, value);
   return Napi::Number::New(env, value);
 }
@@ -188,7 +199,8 @@ Napi::Value MemoryMapping::Read64(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "load", false);
   size_t offset = CheckOffset(env, "load", info[0], 8);
-  uint64_t value = Load<uint64_t>(base_ + offset);
+  uint64_t value = 0;
+  Guard(env, "load", [&] { value = Load<uint64_t>(base_ + offset); });
   XPCI_LOG("load64 %s off=0x%zx -> 0x%" PRIx64, path_.c_str(), offset, value);
   return Napi::BigInt::New(env, value);
 }
@@ -200,9 +212,11 @@ void MemoryMapping::Write(const Napi::CallbackInfo& info) {
   size_t offset = CheckOffset(env, "store", info[0], width);
   uint32_t value = ValueArg(Site{env, "store", path_}, info[2], width);
   uint8_t* address = base_ + offset;
-  if (width == 1) Store<uint8_t>(address, static_cast<uint8_t>(value));
-  else if (width == 2) Store<uint16_t>(address, static_cast<uint16_t>(value));
-  else Store<uint32_t>(address, value);
+  Guard(env, "store", [&] {
+    if (width == 1) Store<uint8_t>(address, static_cast<uint8_t>(value));
+    else if (width == 2) Store<uint16_t>(address, static_cast<uint16_t>(value));
+    else Store<uint32_t>(address, value);
+  });
   XPCI_LOG("store%u %s off=0x%zx value=0x%" PRIx32, 8 * width, path_.c_str(), offset, value);
 }
 
@@ -211,7 +225,7 @@ void MemoryMapping::Write64(const Napi::CallbackInfo& info) {
   CheckUsable(env, "store", true);
   size_t offset = CheckOffset(env, "store", info[0], 8);
   uint64_t value = BigValueArg(Site{env, "store", path_}, info[1]);
-  Store<uint64_t>(base_ + offset, value);
+  Guard(env, "store", [&] { Store<uint64_t>(base_ + offset, value); });
   XPCI_LOG("store64 %s off=0x%zx value=0x%" PRIx64, path_.c_str(), offset, value);
 }
 

@@ -42,6 +42,11 @@ class MemoryMapping : public Napi::ObjectWrap<MemoryMapping> {
   void CheckUsable(Napi::Env env, const char* op, bool store) const;
   size_t CheckOffset(Napi::Env env, const char* op, const Napi::Value& offsetArg, unsigned width) const;
 
+  // Runs one load or store; a SIGBUS it raises (the device or file behind the mapping is gone) is
+  // thrown as ENXIO instead of killing the process.
+  template <typename Access>
+  void Guard(Napi::Env env, const char* op, Access&& access) const;
+
   std::string path_;
   bool writable_ = false;
   uint8_t* base_ = nullptr;

@@ -5,7 +5,7 @@
  * Refusals are AccessDenied errors naming the register and the reason, never a silent success.
  * Error messages go to the frontend, so they name offsets and registers, never host addresses.
  */
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
 import { PCI_COMMAND, PCI_COMMAND_DISABLE_INTX, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
@@ -25,7 +25,7 @@ import { DmaBudget, type DmaMemoryAllocator } from './dma/dma-windows.js';
 
 export type { DenialRecord } from './config-policy/denial-log.js';
 
-const log = createDebug('xpci:policy');
+const log = debugLog('xpci:policy');
 
 export interface ExportOptions {
   sysfsRoot: string;
@@ -49,6 +49,8 @@ export interface ExportOptions {
   };
   /** interrupts, DMA and reset from elsewhere than the opened host device (test doubles) */
   services?: DeviceServicesHost;
+  /** told once when the host device is found gone (removed from the bus, its files cut short) */
+  onGone?: (message: string) => void;
 }
 
 /** An fd that maps a whole memory BAR, for handing to a vfio-user client (the device keeps it). */
@@ -86,6 +88,11 @@ export interface ExportedDevice {
 }
 
 const MIN_CONFIG_SIZE = 64;
+/**
+ * How the host says its device is gone: a config file of a removed device answers ENODEV; a BAR
+ * mapping whose backing went away faults, which the addon reports as ENXIO.
+ */
+const GONE_ERRNO_CODES: readonly string[] = ['ENODEV', 'ENXIO'];
 const READ_ONLY_EXPORT = 'read-only export: config writes and BAR access are refused';
 
 
@@ -96,6 +103,8 @@ class Device implements ExportedDevice {
   private readonly log: DenialLog;
   private readonly services: DeviceServices;
   private released = false;
+  /** Why the host device counts as gone (then every request answers DeviceNotFound), or null. */
+  private gone: string | null = null;
 
   constructor(
     readonly info: PciDeviceInfo,
@@ -279,7 +288,8 @@ class Device implements ExportedDevice {
     };
     // Windows and interrupt routes first: the device must not reach the frontend's memory any more.
     attempt('releasing DMA windows and interrupts', () => this.services.release());
-    if ((options.restore ?? true) && !this.options.readOnly) attempt('restoring config registers', () => this.space.restore());
+    // A device that is gone has no registers left to restore.
+    if ((options.restore ?? true) && !this.options.readOnly && this.gone === null) attempt('restoring config registers', () => this.space.restore());
     attempt('closing the host device', () => this.host.close());
     if (failures.length > 0) {
       throw new XpciError(ErrorCode.OperationFailed, `release of ${this.info.bdf}: ${failures.join('; ')}`);
@@ -297,6 +307,7 @@ class Device implements ExportedDevice {
 
   private checkLive(): void {
     if (this.released) throw new XpciError(ErrorCode.DeviceNotFound, `${formatAddress(this.guest)} is no longer exported`);
+    if (this.gone !== null) throw new XpciError(ErrorCode.DeviceNotFound, this.gone);
   }
 
   private checkConfigAccess(offset: number, size: number): void {
@@ -340,14 +351,28 @@ class Device implements ExportedDevice {
     throw new XpciError(ErrorCode.AccessDenied, `${register}: ${reason}`);
   }
 
-  /** XpciErrors pass; addon errors become OperationFailed without the host path; anything else is a bug. */
+  /**
+   * XpciErrors pass; addon errors become OperationFailed without the host path, except those that
+   * say the device is gone: from then on the device answers DeviceNotFound without touching the
+   * host (the kernel may hand its address ranges to another device). Anything else is a bug.
+   */
   private hostFailure(error: unknown, what: string): unknown {
     if (error instanceof XpciError) return error;
     if (isNativeError(error)) {
       log('%s: %s failed: %s', this.info.bdf, what, error.message);
+      if (GONE_ERRNO_CODES.includes(error.code)) return this.markGone(what, error.code, error.errno);
       return new XpciError(ErrorCode.OperationFailed, `${what} failed: ${error.code}`, error.errno);
     }
     return error;
+  }
+
+  private markGone(what: string, code: string, errno: number): XpciError {
+    if (this.gone === null) {
+      this.gone = `${formatAddress(this.guest)} is gone: the host device was removed (${what} failed: ${code})`;
+      this.options.onGone?.(`${this.info.bdf} (frontend ${formatAddress(this.guest)}) is gone from the host (${what} failed: ${code}); `
+        + 'its requests are answered DeviceNotFound, the other devices are still served');
+    }
+    return new XpciError(ErrorCode.DeviceNotFound, this.gone, errno);
   }
 }
 

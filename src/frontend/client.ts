@@ -14,9 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
-import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { formatAddress as formatAddressShort, packAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { readU32 } from '../protocol/ring/bytes.js';
 import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../protocol/ring/frame.js';
@@ -66,7 +65,7 @@ import type { TlsCredentials } from './tls-transport.js';
 import type { Transport } from './transport.js';
 import { RemoteDevice } from './remote-device.js';
 
-const debug = createDebug('xpci:frontend');
+const debug = debugLog('xpci:frontend');
 
 export interface ConnectOptions {
   /** Ring depth asked for in Hello; the backend's answer is what is used. Default 64. */
@@ -187,7 +186,8 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
     this.trace = new RequestTrace(options.logRequest);
     // A random start keeps this session's ids apart from a previous session's late replies.
-    this.nextId = randomInt(1, 0x7fffffff);
+    // (Math.random is enough for that, and the crypto module is not worth its start-up cost.)
+    this.nextId = 1 + Math.floor(Math.random() * 0x7ffffffe);
     transport.on('data', (chunk) => this.onData(chunk));
     transport.on('close', (error) => this.shutdownSession(error));
   }

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
  * - 'EINVAL' / 'ERANGE': an argument check in the addon (wrong type, non-integer, width not allowed,
  *   misaligned MMIO offset / integer out of range, access past the end of a mapping);
  * - 'EBADF': use of a closed file or an unmapped mapping, or a write through a read-only one;
- * - 'ESHORT': pread/pwrite moved fewer bytes than asked (errno 0; see bytesRead / bytesWritten).
+ * - 'ESHORT': pread/pwrite moved fewer bytes than asked (errno 0; see bytesRead / bytesWritten);
+ * - 'ENXIO' from a mapping's load/store: the access raised SIGBUS (what backs the mapping is gone).
  * fd-based calls (VFIO, eventfd, memfd) have no `path`; an ioctl's message names the request.
  */
 export interface NativeError extends Error {
@@ -65,7 +66,8 @@ export interface RegisterFile {
  * A memory BAR mapped from `resourceN` with MAP_SHARED. Accesses are single volatile loads/stores of
  * exactly the width asked, little-endian; `offset + width <= length` (else ERANGE) and `offset` a
  * multiple of the width (else EINVAL). A write through a read-only mapping throws EBADF before touching
- * memory. Limit: if the file shrinks below the mapping, an access there raises SIGBUS (kills the process).
+ * memory. An access whose backing is gone (the file shrank below it, the device was removed) raises
+ * SIGBUS; the addon catches that one access and throws ENXIO, and the process lives on.
  */
 export interface MemoryMapping {
   readonly path: string;

@@ -69,6 +69,9 @@ export async function startBackend(t: TestContext, devices: string[], options: P
   const tree = createFixtureTree(specs, join(dir, 'sysfs'));
   const socket = join(dir, 'run', 'xpci.sock');
   const warnings: string[] = [];
+  const warn = (message: string): void => {
+    warnings.push(message);
+  };
   const resolved: BackendOptions = {
     mode: 'vpci',
     socketPath: socket,
@@ -84,9 +87,9 @@ export async function startBackend(t: TestContext, devices: string[], options: P
     ...options,
   };
   const backend = new BackendServer<ExportedDevice>(resolved, {
-    host: createExportHost({ sysfsRoot: tree.root, stateDir: join(dir, 'state'), mode: resolved.mode, readOnly: resolved.readOnly }),
+    host: createExportHost({ sysfsRoot: tree.root, stateDir: join(dir, 'state'), mode: resolved.mode, readOnly: resolved.readOnly, warn }),
     admit: admitPeer,
-    warn: (message) => warnings.push(message),
+    warn,
     ...hooks,
   });
   const { refused } = await serveForTest(t, backend, dir);

@@ -151,22 +151,27 @@ describe('Hello amplification and peers that do not read', () => {
 });
 
 describe('faults in the device files', () => {
-  test('a BAR file truncated under a mapping is reported as a failed access; the backend keeps serving', async (t) => {
+  test('a BAR file truncated under its mapping: the device is reported gone, the backend keeps serving the others', async (t) => {
     const bar = { index: 0, kind: 'mem' as const, size: 4096, start: 0xfebf0000 };
-    const spec = plain('0000:00:06.0', 0x1234, {
+    const device = (address: string) => plain(address, 0x1234, {
       config: buildConfigImage({ vendor: 0x1234, device: 0x11e8, classCode: 0x00ff00, command: 0x0002, bars: [bar] }),
       bars: [bar],
     });
-    const h = await startBackend(t, [spec.address], {}, [spec]);
+    const [goner, other] = [device('0000:00:06.0'), device('0000:00:07.0')];
+    const h = await startBackend(t, [goner.address, other.address], {}, [goner, other]);
     const client = await RawClient.connect(h.socket);
     await client.hello();
-    const barRead = () => client.request({ type: MessageType.BarRead, id: client.id(), address: parseAddress('00:00.0'), bar: 0, offset: 0n, size: 4 });
-    assert.equal(replyError(await barRead()), null, 'the BAR is mapped and readable');
-    truncateSync(join(h.tree.deviceDir(spec.address), 'resource0'), 0);
-    const error = replyError(await barRead());
-    assert.equal(error?.code, ErrorCode.OperationFailed, 'a failed access, not a SIGBUS');
-    assert.match(error?.message ?? '', /BAR 0/);
-    assert.equal(await readValue(client, '00:00.0', 0, 2), 0x1234, 'config access still works');
+    const barRead = (address: string) => client.request({ type: MessageType.BarRead, id: client.id(), address: parseAddress(address), bar: 0, offset: 0n, size: 4 });
+    assert.equal(replyError(await barRead('00:00.0')), null, 'the BAR is mapped and readable');
+    truncateSync(join(h.tree.deviceDir(goner.address), 'resource0'), 0);
+    const error = replyError(await barRead('00:00.0'));
+    assert.equal(error?.code, ErrorCode.DeviceNotFound, 'reported gone, not a SIGBUS');
+    assert.match(error?.message ?? '', /00:00\.0 is gone: the host device was removed \(BAR 0 read of 4 bytes at 0x0 failed: ENXIO\)/);
+    const config = replyError(await client.request({ type: MessageType.ConfigRead, id: client.id(), address: parseAddress('00:00.0'), offset: 0, size: 2 }));
+    assert.equal(config?.code, ErrorCode.DeviceNotFound, 'a gone device stays gone, config included');
+    assert.equal(h.warnings.filter((w) => /0000:00:06\.0 \(frontend 0000:00:00\.0\) is gone from the host/.test(w)).length, 1, 'the operator is told once');
+    assert.equal(replyError(await barRead('00:01.0')), null, 'the other device\'s BAR still works');
+    assert.equal(await readValue(client, '00:01.0', 0, 2), 0x1234, 'and its config');
     await client.close();
   });
 });

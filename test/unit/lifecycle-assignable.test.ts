@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAddress } from '../../src/pci/address.js';
@@ -9,6 +9,7 @@ import { SimulatedKernel } from '../support/simulated-kernel.js';
 import { assignableAdd, assignableList, assignableRemove, AssignableError } from '../../src/backend/lifecycle/assignable.js';
 import { recordPath, readRecord, writeRecord } from '../../src/backend/lifecycle/assignable-store.js';
 import { acquireDeviceLock } from '../../src/backend/lifecycle/device-lock.js';
+import { hasRegisterRecord, recordRegisters } from '../../src/backend/lifecycle/register-record.js';
 import type { SysfsWriter } from '../../src/backend/lifecycle/sysfs-writer.js';
 
 const NIC = 0x020000;
@@ -54,6 +55,85 @@ function bed(devices: FixtureDeviceSpec[], natural: Record<string, string> = {})
 }
 
 const A = '0000:06:01.0';
+
+/** What a frontend of a writable export changes in hardware: command (decode), cache line size; the interrupt line too, for the record's sake. */
+function dirty(tree: FixtureTree, bdf: string): void {
+  const fd = openSync(join(tree.deviceDir(bdf), 'config'), 'r+');
+  try {
+    writeSync(fd, Buffer.from([0x07, 0x00]), 0, 2, 0x04);
+    writeSync(fd, Buffer.from([0x20]), 0, 1, 0x0c);
+    writeSync(fd, Buffer.from([0x0b]), 0, 1, 0x3c);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const registersOf = (tree: FixtureTree, bdf: string): number[] => {
+  const config = tree.configBytes(bdf);
+  return [config.readUInt16LE(0x04), config[0x0c], config[0x3c]];
+};
+
+describe('assignable-remove after an export was killed (its register record left behind)', () => {
+  test('a seized device: the registers are written back from the record before the host driver gets it, and the record is removed', () => {
+    const b = bed([device(A)], { [A]: 'e1000' });
+    try {
+      assignableAdd([parseAddress(A)], { ...b.options, driver: 'pci-stub' });
+      const before = registersOf(b.tree, A);
+      recordRegisters(b.tree.root, b.stateDir, parseAddress(A)); // what an export does when it claims the device
+      dirty(b.tree, A); // its frontend's changes, then SIGKILL: no release ran
+      let restoredBeforeFirstWrite: boolean | undefined;
+      const writer: SysfsWriter = {
+        write: (path, value) => {
+          restoredBeforeFirstWrite ??= registersOf(b.tree, A).join() === before.join();
+          b.kernel.write(path, value);
+        },
+      };
+      const [removed] = assignableRemove([parseAddress(A)], { ...b.options, writer });
+      assert.equal(removed.action, 'released');
+      assert.equal(removed.driver, 'e1000');
+      assert.deepEqual(removed.notes, ['restored registers a backend that died left changed: command 0x7 → 0x0, cache line size 0x20 → 0x0, interrupt line 0xb → 0x0']);
+      assert.deepEqual(registersOf(b.tree, A), before);
+      assert.equal(restoredBeforeFirstWrite, true, 'repaired before the driver is touched');
+      assert.equal(hasRegisterRecord(b.stateDir, parseAddress(A)), false, 'the record is gone');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a device xpci never seized: only the registers are repaired; no driver is touched', () => {
+    const b = bed([device(A, { driver: null })]);
+    try {
+      const before = registersOf(b.tree, A);
+      recordRegisters(b.tree.root, b.stateDir, parseAddress(A));
+      dirty(b.tree, A);
+      const [outcome] = assignableRemove([parseAddress(A)], b.options);
+      assert.equal(outcome.action, 'not-held');
+      assert.match(outcome.notes.join('\n'), /^restored registers a backend that died left changed: command 0x7 → 0x0, cache line size 0x20 → 0x0, interrupt line 0xb → 0x0\nnot held by xpci \(driver: none\)/);
+      assert.deepEqual(registersOf(b.tree, A), before);
+      assert.deepEqual(b.kernel.writes, []);
+      assert.equal(hasRegisterRecord(b.stateDir, parseAddress(A)), false);
+      const [again] = assignableRemove([parseAddress(A)], b.options);
+      assert.deepEqual(again.notes, ['not held by xpci (driver: none); nothing to do'], 'a second run has nothing left to act on');
+    } finally {
+      b.done();
+    }
+  });
+
+  test('a record of a live export is not touched: the device is refused while it is claimed', () => {
+    const b = bed([device(A, { driver: null })]);
+    try {
+      recordRegisters(b.tree.root, b.stateDir, parseAddress(A));
+      const exported = acquireDeviceLock(b.stateDir, A);
+      dirty(b.tree, A);
+      assert.throws(() => assignableRemove([parseAddress(A)], b.options), { message: /^assignable-remove failed: 0000:06:01\.0 is already in use by this process/ });
+      assert.deepEqual(registersOf(b.tree, A), [0x0007, 0x20, 0x0b], 'the live export\'s frontend keeps its changes');
+      assert.equal(hasRegisterRecord(b.stateDir, parseAddress(A)), true);
+      exported.release();
+    } finally {
+      b.done();
+    }
+  });
+});
 
 describe('assignable-add / assignable-remove on a simulated kernel', () => {
   test('seize records the original driver first, then override, unbind, probe; remove gives it back', () => {

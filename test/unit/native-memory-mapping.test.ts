@@ -5,7 +5,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { native } from '../../src/native/binding.js';
+import { buildConfigImage, createFixtureTree } from '../support/fixture-sysfs.js';
 
 describe('native MemoryMapping on temp files', () => {
   let dir: string;
@@ -192,6 +194,49 @@ describe('native MemoryMapping on temp files', () => {
     assert.equal(descriptorsOf(path), 0);
     assert.equal(mapping.read(0, 4), 0xcafe);
     mapping.unmap();
+  });
+});
+
+describe('native MemoryMapping when what backs it goes away', () => {
+  test('accesses to a fixture resource0 truncated under its mapping fail with ENXIO instead of SIGBUS; the process lives on', (t) => {
+    const bar = { index: 0, kind: 'mem' as const, size: 8192, start: 0xfe000000 };
+    const address = '0000:00:04.0';
+    const tree = createFixtureTree([{ address, bars: [bar], config: buildConfigImage({ vendor: 0x1234, device: 0x11e8, classCode: 0x00ff00, bars: [bar] }) }]);
+    t.after(() => tree.cleanup());
+    const path = join(tree.deviceDir(address), 'resource0');
+    const mapping = native().mapResource(path, true);
+    mapping.write(4096, 4, 0x600dcafe);
+    assert.equal(mapping.read(4096, 4), 0x600dcafe, 'mapped and working');
+
+    truncateSync(path, 4096);
+    const gone = { code: 'ENXIO', syscall: 'load', message: /SIGBUS/ };
+    for (const width of [1, 2, 4] as const) assert.throws(() => mapping.read(8192 - width, width), gone);
+    assert.throws(() => mapping.read64(4096), gone);
+    assert.throws(() => mapping.write(4096, 4, 1), { ...gone, syscall: 'store' });
+    assert.throws(() => mapping.write64(4096, 1n), { ...gone, syscall: 'store' });
+    assert.equal(mapping.read(0, 4), 0, 'the page still backed reads as before');
+    mapping.write(0, 4, 0x1234);
+    assert.equal(readFileSync(path).readUInt32LE(0), 0x1234, 'and writes through');
+    truncateSync(path, 0);
+    assert.throws(() => mapping.read(0, 4), gone, 'again after a second fault: the handler stays in place');
+    mapping.unmap();
+  });
+
+  test('a SIGBUS outside a guarded access still kills the process as SIGBUS does', () => {
+    const script = `
+      const { native } = await import(${JSON.stringify(new URL('../../src/native/binding.js', import.meta.url).href)});
+      const { writeFileSync, truncateSync } = await import('node:fs');
+      const path = ${JSON.stringify(join(tmpdir(), `xpci-sigbus-${process.pid}`))};
+      writeFileSync(path, Buffer.alloc(4096));
+      const mapping = native().mapResource(path, false);
+      truncateSync(path, 0);
+      try { mapping.read(0, 4); } catch (error) { console.log(error.code); }
+      process.kill(process.pid, 'SIGBUS');
+      setTimeout(() => console.log('survived'), 500);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    rmSync(join(tmpdir(), `xpci-sigbus-${process.pid}`), { force: true });
+    assert.equal(child.stdout, 'ENXIO\n', child.stderr);
+    assert.equal(child.signal, 'SIGBUS');
   });
 });
 

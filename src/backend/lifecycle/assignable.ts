@@ -5,8 +5,10 @@
  *
  * Seize: record the current driver (atomically, first), driver_override = vfio-pci or pci-stub,
  * unbind, probe, verify. Hand back: clear driver_override, unbind from pci-stub, probe, verify the original driver
- * took it, forget the record. Each device is handled under its export lock, so a device that a
- * live backend exports is never pulled away from it, and a lock left by a killed backend is cleared.
+ * took it, forget the record; before that, registers a killed export left changed are written back
+ * from its register record (register-record.ts). Each device is handled under its export claim
+ * (device-claim.ts), so a device that a live backend exports is never pulled away from it, and a
+ * lock left by a killed backend is cleared.
  */
 import { formatAddress, parseAddress, sameAddress, type PciAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
@@ -14,7 +16,8 @@ import { listDevices } from '../../host/sysfs/discovery.js';
 import { DEFAULT_SYSFS_ROOT, pciDevicesDir } from '../../host/sysfs/paths.js';
 import { LifecycleError } from './errors.js';
 import { ensureStateDir } from './state-dir.js';
-import { acquireDeviceLock } from './device-lock.js';
+import { claimDevice } from './device-claim.js';
+import { hasRegisterRecord, repairFromRecord } from './register-record.js';
 import { forgetRecord, listRecords, readRecord, writeRecord } from './assignable-store.js';
 import { findSeparationProblems } from './separation.js';
 import { fileSysfsWriter, type SysfsWriter } from './sysfs-writer.js';
@@ -95,7 +98,7 @@ function runEach(devices: PciDeviceInfo[], options: AssignableOptions, verb: str
         outcomes.push(unchanged);
         continue;
       }
-      const lock = acquireDeviceLock(options.stateDir, device.address);
+      const lock = claimDevice(options.sysfsRoot, options.stateDir, device.address, false);
       try {
         const outcome = step(device);
         if (lock.staleNote) outcome.notes.push(lock.staleNote);
@@ -207,9 +210,10 @@ export function assignableRemove(addresses: readonly PciAddress[], options: Assi
   const { requested } = lookUp(sysfsRoot, unique(addresses));
   ensureStateDir(stateDir);
 
+  const held = (device: PciDeviceInfo, driver: string | null): boolean => isXpciDriver(driver) || readRecord(stateDir, device.bdf) !== null;
   const notHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
     const driver = currentDriver(sysfsRoot, device.address);
-    if (isXpciDriver(driver) || readRecord(stateDir, device.bdf)) return null;
+    if (held(device, driver) || hasRegisterRecord(stateDir, device.address)) return null;
     return { bdf: device.bdf, action: 'not-held', originalDriver: null, driver, notes: [`not held by xpci (driver: ${driver ?? 'none'}); nothing to do`] };
   };
   return runEach(requested.sort(functionZeroLast).reverse(), options, 'assignable-remove', notHeld, (device) => {
@@ -217,6 +221,12 @@ export function assignableRemove(addresses: readonly PciAddress[], options: Assi
     const record = readRecord(stateDir, bdf);
     const driver = currentDriver(sysfsRoot, address);
     const notes: string[] = [];
+    // Before any host driver sees the device again: what a killed export left changed.
+    const repaired = repairFromRecord(sysfsRoot, stateDir, address);
+    if (repaired !== null) notes.push(`restored registers a backend that died left changed: ${repaired}`);
+    if (!held(device, driver)) {
+      return { bdf, action: 'not-held', originalDriver: null, driver, notes: [...notes, `not held by xpci (driver: ${driver ?? 'none'}); only its register record was left to act on`] };
+    }
     const expected = record?.originalDriver ?? null;
     writer.write(driverOverridePath(sysfsRoot, address), '\n');
     if (driver !== null && !HOLDING_DRIVERS.includes(driver)) {

@@ -33,6 +33,8 @@ export interface HostSettings {
   unsafeNoiommu?: boolean;
   /** BAR registers take any address the guest writes (vfio-user) */
   guestAssignedBars?: boolean;
+  /** operator-facing warnings (a device found gone from the host) */
+  warn?: (message: string) => void;
 }
 
 /** vfio-pci resets a device itself when it is opened and closed, whenever the kernel knows a reset for it. */
@@ -57,6 +59,7 @@ export function createExportHost(settings: HostSettings): ExportHost<ExportedDev
       sysfsRoot, info, guest, mode, readOnly, permissive, guestAssignedBars,
       method: heldByVfio(info) ? vfio : sysfs,
       dma,
+      onGone: settings.warn,
     }),
   };
 }

@@ -73,6 +73,7 @@ export const assignableAddCommand: CommandModule<object, DeviceArgs> = {
   describe: 'seize devices from their host drivers onto vfio-pci or pci-stub (original driver remembered)',
   builder: (yargs) => deviceOptions(yargs)
     .option('driver', {
+      type: 'string',
       choices: XPCI_DRIVERS,
       describe: 'driver to park the functions on: vfio-pci (the export then offers interrupts, DMA and reset) '
         + 'or pci-stub (config space and BARs only); default vfio-pci for a function with an IOMMU group, else pci-stub',
@@ -132,9 +133,12 @@ export const assignableRemoveCommand: CommandModule<object, DeviceArgs> = {
       'xpci assignable-remove [--sysfs-root DIR] [--state-dir DIR] [--json] BDF...',
       '',
       "Gives functions that 'xpci assignable-add' seized back to the host, like 'xl pci-assignable-remove'. "
-        + 'Run it on the host, as root, once no export uses them. For each function it clears '
+        + 'Run it on the host, as root, once no export uses them. For each function it first writes back the command '
+        + 'register, cache line size and interrupt line that a killed export left changed (from the register record '
+        + 'the export keeps in STATE-DIR/registers/, which it then removes), then clears '
         + 'driver_override, unbinds vfio-pci or pci-stub, re-probes, checks that the driver recorded at seize time took '
-        + 'the function, and then forgets the record. A function neither on vfio-pci/pci-stub nor recorded is left alone.',
+        + 'the function, and then forgets the record. A function neither on vfio-pci/pci-stub nor recorded is left alone '
+        + '(apart from that register repair).',
       '',
       'The host driver takes the device over again. A function a running export holds is refused (its lock): '
         + "stop the export, or 'xpci detach' the function, first. Careful: a function on vfio-pci or pci-stub is released "

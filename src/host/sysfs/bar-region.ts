@@ -3,11 +3,10 @@
  * exact width), an I/O BAR through pread/pwrite on `resourceN`. The file is opened on first access,
  * so a BAR nobody touches is never mapped.
  *
- * A mapping whose file shrinks (a fixture truncated, a file replaced) would raise SIGBUS on the
- * next access and kill the backend: the file's size is checked on an fd of its own before every
- * memory access, and a shrunk file fails the access with ENXIO instead.
+ * A mapping whose backing goes away (the device removed from the bus, a fixture file truncated)
+ * faults on the next access; the addon turns that SIGBUS into an ENXIO error for that access.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { native, type MemoryMapping, type RegisterFile } from '../../native/binding.js';
 import type { BarInfo } from '../../pci/device-info.js';
 import type { AccessWidth, BarRegion } from '../device-access.js';
@@ -16,8 +15,6 @@ export class SysfsBarRegion implements BarRegion {
   private mapping: MemoryMapping | undefined;
   private port: RegisterFile | undefined;
   private handOffFd: number | undefined;
-  /** Kept open beside the mapping to see the file's current size. */
-  private sizeFd: number | undefined;
 
   constructor(readonly bar: BarInfo, private readonly path: string) {}
 
@@ -48,29 +45,13 @@ export class SysfsBarRegion implements BarRegion {
     this.mapping?.unmap();
     this.port?.close();
     if (this.handOffFd !== undefined) closeSync(this.handOffFd);
-    if (this.sizeFd !== undefined) closeSync(this.sizeFd);
     this.mapping = undefined;
     this.port = undefined;
     this.handOffFd = undefined;
-    this.sizeFd = undefined;
   }
 
   private memory(): MemoryMapping {
-    if (this.mapping === undefined) {
-      const mapping = native().mapResource(this.path, true, this.bar.size);
-      try {
-        this.sizeFd = openSync(this.path, 'r');
-      } catch (error) {
-        mapping.unmap();
-        throw error;
-      }
-      this.mapping = mapping;
-    }
-    const size = fstatSync(this.sizeFd!).size;
-    if (size < this.mapping.length) {
-      throw Object.assign(new Error(`${this.path} shrank to ${size} bytes under a ${this.mapping.length}-byte mapping`),
-        { code: 'ENXIO', errno: 6, syscall: 'load', path: this.path });
-    }
+    this.mapping ??= native().mapResource(this.path, true, this.bar.size);
     return this.mapping;
   }
 
