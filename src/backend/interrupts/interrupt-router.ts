@@ -11,11 +11,11 @@
  * where the policy keeps it in the frontend's view (VFIO with an IOMMU), works as vfio-pci makes it
  * work for its own users: while it is set the kernel keeps INTx masked, whatever the unmasks.
  */
-import createDebug from 'debug';
 import type { HostInterrupts, InterruptKind } from '../../host/device-access.js';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { ErrorCode, XpciError, type InterruptRecord } from '../../protocol/ring/messages.js';
 
-const debug = createDebug('xpci:interrupts');
+const debug = debugLog('xpci:interrupts');
 
 export type MessageKind = Exclude<InterruptKind, 'intx'>;
 
