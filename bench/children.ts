@@ -20,11 +20,13 @@ export interface SpawnOptions {
   ready: (line: string) => unknown;
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** fds of this process the child gets as its fds 3, 4, … (an eventfd it waits on) */
+  inheritFds?: number[];
 }
 
 export async function spawnReady(command: string, args: string[], options: SpawnOptions): Promise<{ child: Child; ready: unknown }> {
   const argv = options.pinCpu === undefined ? [command, ...args] : ['taskset', '-c', String(options.pinCpu), command, ...args];
-  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', ...(options.inheritFds ?? [])], env: options.env ?? process.env });
   let stderr = '';
   proc.stderr?.setEncoding('utf8').on('data', (text: string) => {
     stderr = (stderr + text).slice(-8000);

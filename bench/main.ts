@@ -8,7 +8,9 @@
  * - the same reads against a fixture-backed device (a regular file: the transport cost alone);
  * - a full `-xxx` dump of every exported device against `lspci -xxx -s` of the same devices;
  * - backend RSS with eight exported fixture devices;
- * - the transport floor: a bare Node-to-Node Unix-socket ping-pong with the same frame sizes.
+ * - the transport floor: a bare Node-to-Node Unix-socket ping-pong with the same frame sizes;
+ * - interrupt delivery and DMA window writes through the ring, on fixture means (an eventfd the
+ *   bench signals, memfd windows without an IOMMU; bench/interrupts-dma.ts), against bare Node.
  * Targets are compared to the measured ratios and reported PASS/MISS: this is a report, not a test.
  * It never writes to a real device: this machine's devices are only exported read-only and only read.
  */
@@ -34,6 +36,7 @@ import { BareClient, REPLY_BYTES, REQUEST_BYTES } from './pingpong.js';
 import { measureTls } from './tls.js';
 import { measureCliCall, type CliCallFigures } from './cli-call.js';
 import { benchVfioUser } from './vfio-user.js';
+import { benchInterruptsDma } from './interrupts-dma.js';
 
 const USAGE = `usage: npm run bench -- [--json] [--pin] [--device BDF] [--runs N] [--run-ms MS]
   --json       one JSON object instead of the table
@@ -173,6 +176,7 @@ async function main(): Promise<number> {
   let dumps: DumpFigures | undefined;
   let cliCall: CliCallFigures | undefined;
   let vfioUserTargets: Target[] = [];
+  let interruptsDmaTargets: Target[] = [];
   const rss: Record<string, number | undefined> = {};
   const started = Date.now();
   try {
@@ -220,6 +224,7 @@ async function main(): Promise<number> {
     // Trees of their own: the fixture backend still holds its devices (one writable export per device).
     const ownFixture = (name: string): string => createBenchFixture(join(work, `sysfs-${name}`)).tree.root;
     vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: ownFixture('vfio-user'), device: MAIN_DEVICE });
+    interruptsDmaTargets = await benchInterruptsDma(bench, work, pinCpu);
 
     // 2b. The same round trip from a frontend on another host: TLS on loopback vs the Unix socket.
     await measureTls({
@@ -280,6 +285,7 @@ async function main(): Promise<number> {
     target('fixture round trip (1 in flight) vs bare ping-pong', ratio(f('fixture1')?.usPerOp, f(`${FLOOR}1`)?.usPerOp), '<=', 1.25, 'x'),
     target('fixture reads, 64 in flight', f('fixture64')?.opsPerSec ?? null, '>=', 300_000, 'ops/s'),
     ...vfioUserTargets,
+    ...interruptsDmaTargets,
     target(`backend RSS with ${FIXTURE_DEVICE_COUNT} exported fixture devices`, rss.fixtureBackend === undefined ? null : rss.fixtureBackend / 1024, '<=', 64, 'MiB'),
     target('fixture round trip over TLS (loopback) vs Unix socket, 1 in flight', ratio(f('tls1')?.usPerOp, f('unix1')?.usPerOp), '<=', 2, 'x'),
     target('one xpci setpci register read vs node -e 0 (wall time)', cliCall?.ratio ?? null, '<=', 2, 'x'),
@@ -330,6 +336,10 @@ function renderTable(bench: Bench, dumps: DumpFigures | undefined, cliCall: CliC
     ['fixture64', 'fixture device: ConfigRead through the ring, 64 in flight'],
     ['fixtureRaw1', '  same, bare client instead of the frontend library, 1 in flight'],
     ['fixtureRaw64', '  same, bare client instead of the frontend library, 64 in flight'],
+    ['irqBare1', 'eventfd signalled → bare Node wakes, 28-byte frame back'],
+    ['irqRing1', 'eventfd → Interrupt event → frontend callback (fixture backend)'],
+    ['streamBare64k', 'bare Unix-socket stream, 64 KiB messages acked, 8 in flight'],
+    ['dmaWrite64k', 'ring DmaWrite 64 KiB, 8 in flight (memfd window, no IOMMU)'],
     ['unix1', 'fixture device, frontend library over the Unix socket, 1 in flight'],
     ['tls1', '  same backend, frontend over mutual TLS on loopback, 1 in flight'],
     ['pread', 'genuine register: direct pread (addon RegisterFile)'],

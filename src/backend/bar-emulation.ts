@@ -13,13 +13,13 @@
  *   hardware does. Only the emulated register changes; the host BAR still never moves.
  * The ROM's enable bit is the frontend's own (emulated): ROM contents are not served.
  */
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { devfn, type PciAddress } from '../pci/address.js';
 import type { BarInfo } from '../pci/device-info.js';
 import { PCI_BASE_ADDRESS_0, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE, PCI_ROM_ADDRESS_MASK } from '../pci/config-header.js';
 import type { ExportMode } from '../protocol/ring/messages.js';
 
-const log = createDebug('xpci:policy');
+const log = debugLog('xpci:policy');
 
 const ROM_INDEX = 6;
 /** A type-0 header has six BAR registers at 0x10-0x24. */

@@ -9,7 +9,7 @@
  * them goes away the windows are unmapped and freed, interrupts are torn down, and the device is
  * reset, so the next frontend finds it clean.
  */
-import type { HostDevice, HostDeviceFeatures } from '../host/device-access.js';
+import type { HostDevice, HostDeviceFeatures, HostInterrupts } from '../host/device-access.js';
 import { findCapability } from '../pci/capabilities.js';
 import type { PciAddress } from '../pci/address.js';
 import { encodeEmptyReply } from '../protocol/ring/codec.js';
@@ -88,6 +88,28 @@ export class DeviceServices {
 
   private get canReset(): boolean {
     return this.features.reset && this.options.host.reset !== undefined;
+  }
+
+  /**
+   * The host's interrupts for a client that routes the vectors to its own eventfds (vfio-user):
+   * while the frontend has INTx disabled, INTx stays masked whatever the client unmasks.
+   */
+  clientInterrupts(host: HostInterrupts): HostInterrupts {
+    const router = this.router;
+    return {
+      enable: (kind, count, onInterrupt) => host.enable(kind, count, onInterrupt),
+      attachEventFds: (kind, start, fds) => {
+        host.attachEventFds(kind, start, fds);
+        // vfio-pci routes INTx unmasked: the frontend's INTx Disable masks it again.
+        if (kind === 'intx' && router.intxDisabled) host.mask('intx', 0, true);
+      },
+      mask: (kind, vector, masked) => {
+        if (kind === 'intx' && !masked && router.intxDisabled) return;
+        host.mask(kind, vector, masked);
+      },
+      disable: (kind) => host.disable(kind),
+      disableAll: () => host.disableAll(),
+    };
   }
 
   setEventSink(sink: EventSink): void {

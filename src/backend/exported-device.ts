@@ -5,10 +5,10 @@
  * Refusals are AccessDenied errors naming the register and the reason, never a silent success.
  * Error messages go to the frontend, so they name offsets and registers, never host addresses.
  */
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { isNativeError } from '../native/binding.js';
 import { formatAddress, type PciAddress } from '../pci/address.js';
-import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
+import { PCI_COMMAND, PCI_COMMAND_DISABLE_INTX, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS_ENABLE } from '../pci/config-header.js';
 import type { PciDeviceInfo } from '../pci/device-info.js';
 import type { HostDevice, HostDeviceMethod, HostDma, HostInterrupts } from '../host/device-access.js';
 import { sysfsMethod } from '../host/sysfs/sysfs-device.js';
@@ -25,7 +25,7 @@ import { DmaBudget, type DmaMemoryAllocator } from './dma/dma-windows.js';
 
 export type { DenialRecord } from './config-policy/denial-log.js';
 
-const log = createDebug('xpci:policy');
+const log = debugLog('xpci:policy');
 
 export interface ExportOptions {
   sysfsRoot: string;
@@ -125,7 +125,10 @@ class Device implements ExportedDevice {
       snapshot, guest, readOnly: options.readOnly,
       budget: options.dma?.budget ?? new DmaBudget(0),
       allocate: options.dma?.allocate,
-      resetView: () => this.space.resetView(),
+      resetView: () => {
+        this.space.resetView();
+        this.syncIntxDisable();
+      },
     });
     this.space = new VirtualConfigSpace({
       file,
@@ -191,6 +194,7 @@ class Device implements ExportedDevice {
         return;
       }
       this.space.write(offset, size as 1 | 2 | 4, written);
+      if (offset <= PCI_COMMAND + 1 && offset + size > PCI_COMMAND + 1) this.syncIntxDisable();
     } catch (error) {
       throw this.hostFailure(error, `config write of ${size} bytes at ${hex0x(offset)}`);
     }
@@ -242,8 +246,10 @@ class Device implements ExportedDevice {
   hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void } {
     this.checkLive();
     if (this.options.readOnly) return {};
-    const { interrupts, dma } = this.host;
-    const reset = this.host.reset?.bind(this.host);
+    const host = this.options.services ?? this.host;
+    const { dma } = host;
+    const interrupts = host.interrupts && this.services.clientInterrupts(host.interrupts);
+    const reset = host.reset?.bind(host);
     return { ...(interrupts ? { interrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }
 
@@ -288,6 +294,15 @@ class Device implements ExportedDevice {
     if (failures.length > 0) {
       throw new XpciError(ErrorCode.OperationFailed, `release of ${this.info.bdf}: ${failures.join('; ')}`);
     }
+  }
+
+  /**
+   * Where the policy keeps INTx Disable in the frontend's view (a device with DMA through an IOMMU,
+   * config-policy/rules.ts), the interrupt router applies it in the kernel as vfio-pci does.
+   */
+  private syncIntxDisable(): void {
+    if (!this.services.busMasterAllowed) return;
+    this.services.router.setIntxDisabled((this.space.read(PCI_COMMAND, 2) & PCI_COMMAND_DISABLE_INTX) !== 0);
   }
 
   private checkLive(): void {

@@ -11,7 +11,8 @@ import { deviceSelector, type DeviceIdentity } from '../pci/selector.js';
 import { ErrorCode, errorCodeName, XpciError } from '../protocol/ring/messages.js';
 import { RuntimeError, UsageError } from './errors.js';
 import { readFileSync } from 'node:fs';
-import { isTlsEndpoint, type TlsCredentials } from '../frontend/tls-transport.js';
+import { isTlsEndpoint } from '../protocol/ring/tls-endpoint.js';
+import type { TlsCredentials } from '../frontend/tls-transport.js';
 
 /** Answers that mean a backend is there but will not serve this frontend. */
 const REFUSALS = new Set([ErrorCode.Busy, ErrorCode.PermissionDenied, ErrorCode.VersionMismatch]);

@@ -14,9 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
-import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { formatAddress as formatAddressShort, packAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { readU32 } from '../protocol/ring/bytes.js';
 import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../protocol/ring/frame.js';
@@ -30,7 +29,9 @@ import {
   errorFromReply,
   isErrorReply,
   requestLength,
+  writeDmaWriteHead,
   writeRequest,
+  DMA_WRITE_HEAD,
   type StreamRequest,
 } from '../protocol/ring/codec.js';
 import { CONFIG_READ_REPLY_FRAME } from '../protocol/ring/layout.js';
@@ -66,7 +67,7 @@ import type { TlsCredentials } from './tls-transport.js';
 import type { Transport } from './transport.js';
 import { RemoteDevice } from './remote-device.js';
 
-const debug = createDebug('xpci:frontend');
+const debug = debugLog('xpci:frontend');
 
 export interface ConnectOptions {
   /** Ring depth asked for in Hello; the backend's answer is what is used. Default 64. */
@@ -105,6 +106,11 @@ interface PendingRequest {
   resolve: (value: any) => void;
   reject: (error: Error) => void;
 }
+
+/** DmaWrite data from this size on leaves from the caller's buffer (flush). */
+const UNCOPIED_DMA_WRITE = 16 * 1024;
+const sentUncopied = (request: StreamRequest): request is Extract<StreamRequest, { type: MessageType.DmaWrite }> =>
+  request.type === MessageType.DmaWrite && request.data.length >= UNCOPIED_DMA_WRITE;
 
 const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
 /** Interrupts kept per device for waitForInterrupt until consumed; the oldest go first. */
@@ -187,7 +193,8 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
     this.trace = new RequestTrace(options.logRequest);
     // A random start keeps this session's ids apart from a previous session's late replies.
-    this.nextId = randomInt(1, 0x7fffffff);
+    // (Math.random is enough for that, and the crypto module is not worth its start-up cost.)
+    this.nextId = 1 + Math.floor(Math.random() * 0x7ffffffe);
     transport.on('data', (chunk) => this.onData(chunk));
     transport.on('close', (error) => this.shutdownSession(error));
   }
@@ -468,18 +475,37 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
     if (!this.timeoutTimer) this.armTimeout(this.requestTimeoutMs);
   }
 
-  /** One buffer for every request of this turn, one write. */
+  /**
+   * One buffer for every request of this turn, one write. Large DmaWrite data is not copied into
+   * it: it follows its head from the caller's buffer (one writev on a socket), since a fresh buffer
+   * of that size costs more in page faults than the copy itself.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const outgoing = this.outgoing;
     if (outgoing.length === 0 || this.closed) return;
     this.outgoing = [];
     let total = 0;
-    for (const pending of outgoing) total += requestLength(pending.request);
+    for (const { request } of outgoing) total += sentUncopied(request) ? DMA_WRITE_HEAD : requestLength(request);
     const data = Buffer.allocUnsafe(total);
+    const chunks: Buffer[] = [];
     let at = 0;
-    for (const pending of outgoing) at = writeRequest(data, at, pending.request);
-    this.transport.write(data);
+    let from = 0;
+    for (const { request } of outgoing) {
+      if (sentUncopied(request)) {
+        at = writeDmaWriteHead(data, at, request);
+        chunks.push(data.subarray(from, at), request.data);
+        from = at;
+      } else {
+        at = writeRequest(data, at, request);
+      }
+    }
+    if (chunks.length === 0) {
+      this.transport.write(data);
+      return;
+    }
+    if (from < at) chunks.push(data.subarray(from, at));
+    this.transport.writeChunks(chunks);
   }
 
   private pump(): void {

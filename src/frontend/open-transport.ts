@@ -5,10 +5,12 @@ import { dirname } from 'node:path';
 import { openCharDeviceTransport } from './char-device-transport.js';
 import { ConnectError, type Transport, type TransportKind } from './transport.js';
 import { openUnixSocketTransport } from './unix-socket-transport.js';
-import { isTlsEndpoint, openTlsTransport, type TlsCredentials } from './tls-transport.js';
+import { isTlsEndpoint } from '../protocol/ring/tls-endpoint.js';
+import type { TlsCredentials } from './tls-transport.js';
 
 export async function openTransport(path: string, tls?: TlsCredentials): Promise<Transport> {
-  if (isTlsEndpoint(path)) return openTlsTransport(path, tls);
+  // node's TLS (and crypto) load only for a remote backend: a local CLI call starts faster.
+  if (isTlsEndpoint(path)) return (await import('./tls-transport.js')).openTlsTransport(path, tls);
   let kind: TransportKind;
   try {
     const info = await stat(path);

@@ -7,10 +7,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import createDebug from 'debug';
+import { debugLog } from '../diagnostics/debug-log.js';
 import { hex } from './hex.js';
 
-const debug = createDebug('xpci:pci-ids');
+const debug = debugLog('xpci:pci-ids');
 
 /** libpci's search order: its compiled-in path (.gz, then without .gz), then other distributions' places. */
 export const DEFAULT_PCI_IDS_PATHS: readonly string[] = [

@@ -44,8 +44,8 @@ export interface RunningExport {
 }
 
 /** Start `xpci export --json ARGS` and resolve once its ready line says the socket listens. */
-export async function startExport(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningExport> {
-  const child = spawn(process.execPath, [XPCI_MAIN, 'export', '--json', ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startExport(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<RunningExport> {
+  const child = spawn(process.execPath, [...nodeArgs, XPCI_MAIN, 'export', '--json', ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
   const exited = once(child, 'exit');

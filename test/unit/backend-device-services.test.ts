@@ -118,6 +118,48 @@ describe('whole-device services of an exported device', () => {
     assert.deepEqual(interrupts().at(-1), { kind: 'intx', vector: 0, count: 3 });
   });
 
+  test('INTx Disable stays in the view (DMA through an IOMMU) and masks INTx in the kernel; an unmask waits for it to clear', () => {
+    const { device, host, interrupts, op, control } = setup();
+    control(0x04, 0x0400);
+    assert.equal(device.configRead(0x04, 2) & 0x0400, 0x0400, 'the frontend reads its INTx Disable back');
+    assert.equal(tree.configBytes(EDU).readUInt16LE(0x04) & 0x0400, 0, "the hardware bit stays vfio-pci's");
+    assert.equal(host.interrupts.calls.at(-1), 'mask intx 0');
+    assert.equal(host.interrupts.fire('intx', 0), false);
+    control(0x04, 0, 0x0400);
+    assert.equal(host.interrupts.calls.at(-1), 'unmask intx 0');
+    assert.equal(host.interrupts.fire('intx', 0), true);
+    // Set and cleared around a delivered interrupt: the kernel's automask holds until the frontend unmasks.
+    control(0x04, 0x0400);
+    const calls = host.interrupts.calls.length;
+    control(0x04, 0, 0x0400);
+    assert.deepEqual(host.interrupts.calls.slice(calls), []);
+    control(0x04, 0x0400);
+    op({ type: MessageType.InterruptUnmask, kind: 'intx', vector: 0 });
+    assert.deepEqual(host.interrupts.calls.slice(calls), ['mask intx 0'], 'no unmask while INTx is disabled');
+    control(0x04, 0, 0x0400);
+    assert.deepEqual(host.interrupts.calls.slice(calls), ['mask intx 0', 'unmask intx 0']);
+    assert.deepEqual(interrupts(), [{ kind: 'intx', vector: 0, count: 1 }]);
+    assert.equal(tree.configBytes(EDU).readUInt16LE(0x04) & 0x0400, 0);
+  });
+
+  test("a vfio-user client's INTx: routed masked and never unmasked while the frontend has INTx disabled", () => {
+    const { device, host, control } = setup();
+    const client = device.hostFacilities().interrupts!;
+    control(0x04, 0x0400);
+    const calls = host.interrupts.calls.length;
+    client.attachEventFds('intx', 0, [100]);
+    client.mask('intx', 0, false);
+    assert.deepEqual(host.interrupts.calls.slice(calls), ['attach intx 0 1', 'mask intx 0']);
+    control(0x04, 0, 0x0400);
+    client.mask('intx', 0, false);
+    assert.deepEqual(host.interrupts.calls.slice(calls + 2), ['unmask intx 0', 'unmask intx 0']);
+  });
+
+  test('without DMA through an IOMMU, INTx Disable is refused unless permissive (it would reach the hardware)', () => {
+    const { device } = setup({ host: fakeHost({ dma: false, interrupts: { intx: 1 } }) });
+    assert.throws(() => device.configWrite(0x04, 2, device.configRead(0x04, 2) | 0x0400), refused(ErrorCode.AccessDenied, /Command/));
+  });
+
   test('unmask of a vector that is not routed or does not exist: clear errors, no host call', () => {
     const { device, host, op, control } = setup();
     const calls = host.interrupts.calls.length;

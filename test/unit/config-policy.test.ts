@@ -337,7 +337,7 @@ describe('config policy table, row by row, on fixture devices', () => {
     }
   });
 
-  test('command register: decode off is view-only, other bits filtered unless permissive (literal values)', () => {
+  test('command register: decode off is view-only, INTx disable view-only with DMA, other bits filtered unless permissive (literal values)', () => {
     const dev = open(ENDPOINT, images[ENDPOINT], false, true);
     try {
       dev.configWrite(0x04, 2, 0x0007);
@@ -347,7 +347,11 @@ describe('config policy table, row by row, on fixture devices', () => {
       assert.equal(fileBytes(ENDPOINT).readUInt16LE(0x04), 0x0007, 'the hardware keeps decoding (XSA-120)');
       dev.configWrite(0x04, 2, 0x0000);
       assert.equal(fileBytes(ENDPOINT).readUInt16LE(0x04), 0x0003, 'bus master really goes off');
-      expectDenied(() => dev.configWrite(0x04, 2, 0x0400), 'INTx disable');
+      dev.configWrite(0x04, 2, 0x0400);
+      assert.equal(dev.configRead(0x04, 2), 0x0400, 'INTx disable in the view (vfio-pci masks INTx for it)');
+      assert.equal(fileBytes(ENDPOINT).readUInt16LE(0x04), 0x0003, 'INTx disable never reaches the hardware');
+      dev.configWrite(0x04, 2, 0x0000);
+      expectDenied(() => dev.configWrite(0x04, 2, 0x0200), 'fast back-to-back');
       expectDenied(() => dev.configWrite(0x05, 1, 0x01), 'SERR through the high byte');
       assert.equal(fileBytes(ENDPOINT).readUInt16LE(0x04), 0x0003);
       const [denial] = dev.denials();

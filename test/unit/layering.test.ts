@@ -1,6 +1,6 @@
 /**
- * The layer rule of src/ (docs/architecture.md): pci (pure PCI knowledge) and native (syscalls)
- * at the bottom → host (access to host devices: sysfs, fixture trees, VFIO) → protocol (wire
+ * The layer rule of src/ (docs/architecture.md): diagnostics (the DEBUG channels) under all; pci
+ * (pure PCI knowledge) and native (syscalls) at the bottom → host (access to host devices: sysfs, fixture trees, VFIO) → protocol (wire
  * formats) → backend | frontend → cli, imports pointing downward only, backend and frontend never
  * importing each other, and the frontend's whole import closure free of the native addon and of
  * host access (test VMs must run it without a compiler).
@@ -16,13 +16,14 @@ const root = resolve(here, '..', '..', '..');
 const srcDir = join(root, 'src');
 
 const allowed: Record<string, readonly string[]> = {
-  native: ['native'],
-  pci: ['pci'],
-  host: ['host', 'pci', 'native'],
-  protocol: ['protocol', 'pci'],
-  backend: ['backend', 'protocol', 'host', 'pci', 'native'],
-  frontend: ['frontend', 'protocol', 'pci'],
-  cli: ['cli', 'backend', 'frontend', 'protocol', 'host', 'pci', 'native'],
+  diagnostics: ['diagnostics'],
+  native: ['native', 'diagnostics'],
+  pci: ['pci', 'diagnostics'],
+  host: ['host', 'pci', 'native', 'diagnostics'],
+  protocol: ['protocol', 'pci', 'diagnostics'],
+  backend: ['backend', 'protocol', 'host', 'pci', 'native', 'diagnostics'],
+  frontend: ['frontend', 'protocol', 'pci', 'diagnostics'],
+  cli: ['cli', 'backend', 'frontend', 'protocol', 'host', 'pci', 'native', 'diagnostics'],
 };
 
 function sourceFiles(dir: string): string[] {

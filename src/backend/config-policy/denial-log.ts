@@ -3,9 +3,9 @@
  * and logged once per register (DEBUG=xpci:policy), so a frontend hammering a refused register
  * cannot flood the host's log (the XSA-157 log-spam lesson).
  */
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 
-const log = createDebug('xpci:policy');
+const log = debugLog('xpci:policy');
 
 export interface DenialRecord {
   register: string;

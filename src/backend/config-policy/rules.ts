@@ -76,7 +76,9 @@ const COMMAND: FieldRule = {
 export const DMA_COMMAND_RULE: FieldRule = {
   ...COMMAND,
   pass: 0x0004,
-  refused: 'only I/O decode, memory decode and bus master are frontend-controlled (others with --permissive); reserved bits are read-only',
+  emulate: 0x0400,
+  permissive: 0x03f8,
+  refused: 'only I/O decode, memory decode, bus master and INTx disable are frontend-controlled (others with --permissive); reserved bits are read-only',
 };
 
 const COMMON_HEADER: readonly FieldRule[] = [

@@ -7,10 +7,15 @@
  * enabled, otherwise the kind it enabled. MSI and MSI-X masks live in the frontend's view only
  * (vfio-pci masks nothing but INTx), so masking is done here: a masked vector's interrupts are
  * counted as pending and delivered when the frontend unmasks it, as QEMU does. INTx is masked by
- * the kernel when it fires and stays masked until the frontend unmasks it.
+ * the kernel when it fires and stays masked until the frontend unmasks it. INTx Disable in Command,
+ * where the policy keeps it in the frontend's view (VFIO with an IOMMU), works as vfio-pci makes it
+ * work for its own users: while it is set the kernel keeps INTx masked, whatever the unmasks.
  */
 import type { HostInterrupts, InterruptKind } from '../../host/device-access.js';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { ErrorCode, XpciError, type InterruptRecord } from '../../protocol/ring/messages.js';
+
+const debug = debugLog('xpci:interrupts');
 
 export type MessageKind = Exclude<InterruptKind, 'intx'>;
 
@@ -21,6 +26,8 @@ export class InterruptRouter {
   /** Interrupts that arrived on a masked vector, per vector. */
   private pending: number[] = [];
   private intxMasked = false;
+  /** INTx Disable as the frontend set it (vfio-pci's virq_disabled). */
+  private intxDisabledByFrontend = false;
 
   constructor(
     private readonly host: HostInterrupts | undefined,
@@ -50,6 +57,28 @@ export class InterruptRouter {
     this.host!.enable('intx', 1, this.onInterrupt);
     this.active = 'intx';
     this.intxMasked = false;
+    if (this.intxDisabledByFrontend) this.host!.mask('intx', 0, true);
+  }
+
+  get intxDisabled(): boolean {
+    return this.intxDisabledByFrontend;
+  }
+
+  /**
+   * The frontend set or cleared INTx Disable: setting masks INTx in the kernel; clearing unmasks it
+   * unless an interrupt still waits for the frontend's unmask.
+   */
+  setIntxDisabled(disabled: boolean): void {
+    if (disabled === this.intxDisabledByFrontend) return;
+    this.intxDisabledByFrontend = disabled;
+    if (this.active !== 'intx' || (!disabled && this.intxMasked)) return;
+    try {
+      this.host!.mask('intx', 0, disabled);
+    } catch (error) {
+      // A vfio-user client routes the vectors itself and may have torn INTx down (it does when it
+      // enables MSI, just before the guest sets INTx Disable): then there is nothing to mask.
+      debug('INTx %s in the kernel failed: %s', disabled ? 'mask' : 'unmask', (error as Error).message);
+    }
   }
 
   /** The frontend enabled MSI or MSI-X with `count` vectors and these masks: INTx goes off. */
@@ -100,8 +129,8 @@ export class InterruptRouter {
       throw new XpciError(ErrorCode.AccessDenied, `INTx is not routed to the frontend while ${this.active ?? 'no interrupt'} is enabled`);
     }
     if (!this.intxMasked) return;
-    this.host!.mask('intx', 0, false);
     this.intxMasked = false;
+    if (!this.intxDisabledByFrontend) this.host!.mask('intx', 0, false);
   }
 
   /** Tear every route down (release, frontend gone, before a reset). */

@@ -7,15 +7,14 @@
  */
 import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
 import { readDirIfExists, readFileIfExists } from './atomic-file.js';
 import { LifecycleError } from './errors.js';
 import { ensureStateDir, locksDir } from './state-dir.js';
 import { processStartTime, processState } from './process-identity.js';
 
-const debug = createDebug('xpci:lock');
+const debug = debugLog('xpci:lock');
 
 export interface LockHolder {
   pid: number;
@@ -85,6 +84,8 @@ export function inspectDeviceLock(stateDir: string, device: string | PciAddress)
  * Take the exclusive lock of `device`. Throws DeviceBusyError naming the holder's pid when a live
  * process holds it; clears a stale lock (noted in `staleNote`).
  */
+let lockSequence = 0;
+
 export function acquireDeviceLock(stateDir: string, device: string | PciAddress): DeviceLock {
   const bdf = normalise(device);
   ensureStateDir(stateDir);
@@ -95,10 +96,12 @@ export function acquireDeviceLock(stateDir: string, device: string | PciAddress)
     command: process.argv.slice(1).join(' '),
     since: new Date().toISOString(),
   };
-  const draft = join(locksDir(stateDir), `.${bdf}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   // The nonce makes the content unique to this lock instance, so release() and stale clearing can
-  // tell it from a successor's lock by content alone.
-  const content = JSON.stringify({ ...me, nonce: randomBytes(8).toString('hex') }) + '\n';
+  // tell it from a successor's lock by content alone: pid and start time name the process, the
+  // sequence the instance within it (no crypto module needed for that).
+  const nonce = `${process.pid}.${me.startTime}.${++lockSequence}.${process.hrtime.bigint()}`;
+  const draft = join(locksDir(stateDir), `.${bdf}.${nonce}.tmp`);
+  const content = JSON.stringify({ ...me, nonce }) + '\n';
   writeFileSync(draft, content, { mode: 0o600 });
   const notes: string[] = [];
   try {

@@ -4,10 +4,10 @@
  * tree, and so there is one place to log what xpci did to the host.
  */
 import { writeFileSync } from 'node:fs';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { LifecycleError } from './errors.js';
 
-const debug = createDebug('xpci:sysfs-write');
+const debug = debugLog('xpci:sysfs-write');
 
 export interface SysfsWriter {
   /** Write `value` to the attribute at `path` in one write(2), as `echo value > path` does. */

@@ -8,12 +8,12 @@
  * Graceful end releases every device (restore registers, unmap, reset if configured, unlock) and
  * removes the socket files; the summary carries each device's denial counts.
  */
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
 import { MessageType, type ExportMode, type Request } from '../../protocol/ring/messages.js';
 import { controlSocketPath, type ControlReply, type ControlRequest, type ExportStatus } from '../../protocol/control/hotplug-control.js';
 import { ControlServer } from './control-server.js';
-import { TlsListener, type TlsListenOptions } from './tls-listener.js';
+import type { TlsListener, TlsListenOptions } from './tls-listener.js';
 import type { TableEntry } from './device-table.js';
 import type { DenialRecord } from '../exported-device.js';
 import {
@@ -31,7 +31,7 @@ import type { Admission } from './peer-admission.js';
 import { RingServer } from './ring-server.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
-const debug = createDebug('xpci:server');
+const debug = debugLog('xpci:server');
 
 export interface BackendOptions extends ExportPolicy, SocketAccess {
   mode: ExportMode;
@@ -93,7 +93,8 @@ export class BackendServer<D extends ManagedDevice> {
   readonly reconciler: ExportReconciler<D>;
   private readonly ring: RingServer;
   private readonly control: ControlServer;
-  private readonly tls: TlsListener | null;
+  /** Made when listening starts: node's TLS (and crypto) load only for an export with --listen. */
+  private tls: TlsListener | null = null;
   private socketInode: number | null = null;
   private listening: Promise<void> | null = null;
   private stopping: Promise<ShutdownSummary> | null = null;
@@ -126,7 +127,6 @@ export class BackendServer<D extends ManagedDevice> {
       },
     });
     this.control = new ControlServer(controlSocketPath(options.socketPath), (request) => this.handleControl(request), hooks.admit, hooks.warn);
-    this.tls = options.tls ? new TlsListener(options.tls, (socket, admission) => this.ring.acceptAdmitted(socket, admission), hooks.warn) : null;
   }
 
   /** Refuse a live socket (another backend) before any device is touched; replace a stale one. */
@@ -165,7 +165,11 @@ export class BackendServer<D extends ManagedDevice> {
       if (this.options.ring === false) return;
       this.socketInode = await listenOnSocket(this.ring.server, this.options.socketPath, this.options);
       debug('listening on %s', this.options.socketPath);
-      await this.tls?.listen();
+      if (this.options.tls) {
+        const { TlsListener } = await import('./tls-listener.js');
+        this.tls = new TlsListener(this.options.tls, (socket, admission) => this.ring.acceptAdmitted(socket, admission), this.hooks.warn);
+        await this.tls.listen();
+      }
     })();
     const listening = this.listening;
     void listening.catch(() => undefined).finally(() => {

@@ -5,12 +5,12 @@
  * src/protocol/control/hotplug-control.ts.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { encodeControlReply, serveControlConnection, type ControlHandler } from '../../protocol/control/hotplug-control.js';
 import { admitSocket, PeerWarnings, type Admission } from './peer-admission.js';
 import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess } from './socket-file.js';
 
-const debug = createDebug('xpci:control');
+const debug = debugLog('xpci:control');
 
 const ROOT_ONLY: SocketAccess = { allowUids: [], allowGids: [] };
 

@@ -8,7 +8,7 @@
  * Release order matters: the device restores what the frontend changed and drops its mappings,
  * then the optional reset, then the lock, so the next owner gets a clean device.
  */
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { formatAddress, packAddress, type PciAddress } from '../../pci/address.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
 import type { DenialRecord } from '../exported-device.js';
@@ -17,7 +17,7 @@ import { DeviceTable, type TableEntry } from './device-table.js';
 import type { DeviceEndpoint } from './dispatcher.js';
 import { hex } from '../../pci/hex.js';
 
-const debug = createDebug('xpci:reconcile');
+const debug = debugLog('xpci:reconcile');
 
 /** What the reconciler needs of an open device beyond serving requests. */
 export interface ManagedDevice extends DeviceEndpoint {

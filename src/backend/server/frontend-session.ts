@@ -10,7 +10,7 @@
  * A stream the backend cannot trust any more (more than MAX_GARBAGE bytes without a valid frame)
  * is closed; nothing a peer sends can make the session throw.
  */
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { readU16, readU32 } from '../../protocol/ring/bytes.js';
 import { FrameReader, type Frame, type FrameFault, type FrameVisitor } from '../../protocol/ring/frame.js';
 import { decodeRequest, encodeErrorReply, encodeJsonReply, encodePingReply } from '../../protocol/ring/codec.js';
@@ -35,7 +35,7 @@ import { configReadRequest, executeDeviceRequest, isDeviceRequest, serveConfigRe
 import { ReplyBatch } from './reply-batch.js';
 import type { RequestTrace } from '../../protocol/ring/request-trace.js';
 
-const debug = createDebug('xpci:server');
+const debug = debugLog('xpci:server');
 
 
 export interface SessionContext {

@@ -12,7 +12,7 @@
  * MAX_UNREAD_REPLY_BYTES of replies wait for it, so what it costs is freed when it goes.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { encodeErrorReply, encodeEvent } from '../../protocol/ring/codec.js';
 import { ErrorCode, MessageType } from '../../protocol/ring/messages.js';
 import { FrontendSession, type SessionContext, type SessionOutput } from './frontend-session.js';
@@ -21,7 +21,7 @@ import { admitSocket, PeerWarnings, type Admission, type PeerIdentity } from './
 export type { Admission, PeerIdentity } from './peer-admission.js';
 import { HELLO_DEADLINE_MS, IDLE_YIELD_MS, MAX_UNREAD_REPLY_BYTES } from '../../protocol/ring/limits.js';
 
-const debug = createDebug('xpci:server');
+const debug = debugLog('xpci:server');
 
 /** How long a refused or closing peer gets to read its last frame before the stream is destroyed. */
 const CLOSE_GRACE_MS = 1000;

@@ -7,10 +7,10 @@
  */
 import { createServer, type PeerCertificate, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import type { Admission } from './peer-admission.js';
 
-const debug = createDebug('xpci:tls');
+const debug = debugLog('xpci:tls');
 
 export interface TlsListenOptions {
   host: string;

@@ -6,7 +6,7 @@
  * this throw: a stream it cannot follow any more is closed.
  */
 import { writeSync } from 'node:fs';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import type { HostDma, HostInterrupts, InterruptKind } from '../../host/device-access.js';
 import {
   decodeRequest,
@@ -45,7 +45,7 @@ import type { ExportedDevice } from '../exported-device.js';
 import { DeviceRegions, errnoOf } from './device-regions.js';
 import { closeQuietly, FdConnection } from './fd-connection.js';
 
-const debug = createDebug('xpci:vfio-user');
+const debug = debugLog('xpci:vfio-user');
 
 /** What a host back end offers beyond config and BARs (VFIO); absent on sysfs and fixture devices. */
 export interface HostExtras {

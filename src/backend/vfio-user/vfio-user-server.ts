@@ -10,7 +10,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { native } from '../../native/binding.js';
 import { formatAddress, type PciAddress } from '../../pci/address.js';
 import type { ExportedDevice } from '../exported-device.js';
@@ -19,7 +19,7 @@ import { listenOnSocket, prepareSocketPath, removeSocketFile, type SocketAccess 
 import { closeQuietly } from './fd-connection.js';
 import { VfioUserSession, type HostExtras } from './session.js';
 
-const debug = createDebug('xpci:vfio-user');
+const debug = debugLog('xpci:vfio-user');
 
 export interface VfioUserServerOptions {
   dir: string;

@@ -73,6 +73,7 @@ export const assignableAddCommand: CommandModule<object, DeviceArgs> = {
   describe: 'seize devices from their host drivers onto vfio-pci or pci-stub (original driver remembered)',
   builder: (yargs) => deviceOptions(yargs)
     .option('driver', {
+      type: 'string',
       choices: XPCI_DRIVERS,
       describe: 'driver to park the functions on: vfio-pci (the export then offers interrupts, DMA and reset) '
         + 'or pci-stub (config space and BARs only); default vfio-pci for a function with an IOMMU group, else pci-stub',

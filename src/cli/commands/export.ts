@@ -15,7 +15,6 @@ import { ensureStateDir, resolveStateDir, userRuntimeDir } from '../../backend/l
 import { registerExport } from '../../backend/lifecycle/export-registry.js';
 import { BackendServer, type BackendOptions, type MappingEntry, type ShutdownSummary } from '../../backend/server/backend-server.js';
 import { admitPeer, createExportHost } from '../../backend/server/export-host.js';
-import { VfioUserServer, vfioUserSocketPath } from '../../backend/vfio-user/vfio-user-server.js';
 import type { DesiredDevice, Refusal } from '../../backend/server/export-reconciler.js';
 import { resolveSocketPath } from '../../backend/server/socket-file.js';
 import { describeError, RuntimeError, UsageError } from '../errors.js';
@@ -189,7 +188,9 @@ async function run(args: ExportArgs): Promise<void> {
   const config = args.config === undefined ? null : loadExportConfig(args.config);
   const options = resolveExportOptions(args, config);
   checkPrivileges(options);
-  const vfioUser = options.vfioUserDir === undefined ? undefined : new VfioUserServer({
+  // The vfio-user server loads only when asked for: a ring-only backend stays smaller.
+  const vfioUserServer = options.vfioUserDir === undefined ? undefined : await import('../../backend/vfio-user/vfio-user-server.js');
+  const vfioUser = options.vfioUserDir === undefined || vfioUserServer === undefined ? undefined : new vfioUserServer.VfioUserServer({
     dir: options.vfioUserDir,
     access: options,
     admit: (fd) => admitPeer(fd, options),
@@ -228,7 +229,9 @@ async function run(args: ExportArgs): Promise<void> {
       await listenOrStop(backend, options.socketPath);
       if (!backend.isStopping) {
         withdraw = register(options, backend.controlPath);
-        announceReady(options, mapping, outcome.refused, backend.controlPath, backend.tlsEndpoint);
+        const vfioUserPaths = options.vfioUserDir === undefined || vfioUserServer === undefined ? []
+          : mapping.map(({ guest }) => vfioUserServer.vfioUserSocketPath(options.vfioUserDir!, parseAddress(guest)));
+        announceReady(options, mapping, outcome.refused, backend.controlPath, backend.tlsEndpoint, vfioUserPaths);
       }
     }
     const summary = await backend.stopped;
@@ -277,9 +280,7 @@ async function listenOrStop(backend: BackendServer<ExportedDevice>, socketPath: 
   }
 }
 
-function announceReady(options: BackendOptions & { json: boolean; vfioUserDir?: string }, mapping: MappingEntry[], refused: Refusal[], controlPath: string, tls: string | null): void {
-  const dir = options.vfioUserDir;
-  const vfioUser = dir === undefined ? [] : mapping.map(({ guest }) => vfioUserSocketPath(dir, parseAddress(guest)));
+function announceReady(options: BackendOptions & { json: boolean; vfioUserDir?: string }, mapping: MappingEntry[], refused: Refusal[], controlPath: string, tls: string | null, vfioUser: string[]): void {
   if (!options.json) {
     for (const path of vfioUser) say(`vfio-user: serving ${path}`);
     const remote = tls ? ` and ${tls} (TLS)` : '';
@@ -289,7 +290,7 @@ function announceReady(options: BackendOptions & { json: boolean; vfioUserDir?: 
   say(JSON.stringify({
     ...(options.ring === false ? {} : { socket: options.socketPath }),
     ...(tls ? { listen: tls } : {}),
-    ...(dir === undefined ? {} : { vfioUser }),
+    ...(options.vfioUserDir === undefined ? {} : { vfioUser }),
     mode: options.mode,
     devices: mapping.map(({ host, guest }) => ({ host, guest })),
     ...(refused.length > 0 ? { refused } : {}),

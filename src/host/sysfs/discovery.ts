@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { compareAddresses, formatAddress, parseAddress, type PciAddress } from '../../pci/address.js';
 import type { ConfigReader, ConfigWidth } from '../../pci/config-reader.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
@@ -18,7 +18,7 @@ import {
 } from '../../pci/config-header.js';
 import { native, type RegisterFile } from '../../native/binding.js';
 
-const debug = createDebug('xpci:discovery');
+const debug = debugLog('xpci:discovery');
 
 /** The requested device does not exist under the sysfs root (runtime failure, exit status 1). */
 export class DeviceNotFoundError extends Error {

@@ -5,7 +5,7 @@
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { parseJsonObject } from '../json-object.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
-import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, writeDeviceOpPayload } from './device-ops-codec.js';
+import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, DMA_TRANSFER, writeDeviceOpPayload, writeDmaTransferFields } from './device-ops-codec.js';
 import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
 import {
   BAR_READ_LENGTH,
@@ -129,6 +129,23 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
       writeDeviceOpPayload(target.subarray(p, at + length), request);
   }
   return at + length;
+}
+
+/** Bytes of a DmaWrite frame before its data: what writeDmaWriteHead writes. */
+export const DMA_WRITE_HEAD = HEADER_SIZE + DMA_TRANSFER.data;
+
+/**
+ * A DmaWrite's frame up to its data (DMA_WRITE_HEAD bytes at `at`; the header's length counts the
+ * data, which must follow on the stream): the frontend sends large data from the caller's buffer
+ * instead of copying it into the flush buffer. Same preconditions as writeRequest. Returns the end.
+ */
+export function writeDmaWriteHead(target: Buffer, at: number, request: Extract<StreamRequest, { type: MessageType.DmaWrite }>): number {
+  if (!(Number.isInteger(at) && at >= 0 && at + DMA_WRITE_HEAD <= target.length)) {
+    throw new RangeError(`no room for a ${DMA_WRITE_HEAD}-byte DmaWrite head at ${at} in ${target.length} bytes`);
+  }
+  storeHeader(target, at, requestLength(request), request.type, FrameFlags.None, request.id);
+  writeDmaTransferFields(target.subarray(at + HEADER_SIZE, at + DMA_WRITE_HEAD), request);
+  return at + DMA_WRITE_HEAD;
 }
 
 /** Throws the XpciError of checkRequest for fields the wire cannot carry, RangeError beyond MAX_FRAME. */

@@ -5,12 +5,12 @@
  * line for one request can be matched by id. The pciback lesson: filtered writes are only
  * debuggable when each one is visible.
  */
-import createDebug from 'debug';
+import { debugLog } from '../../diagnostics/debug-log.js';
 import { formatAddress } from '../../pci/address.js';
 import { errorCodeName, MessageType, type ErrorPayload, type Request } from './messages.js';
 import { hex0x } from '../../pci/hex.js';
 
-const requestDebug = createDebug('xpci:request');
+const requestDebug = debugLog('xpci:request');
 
 /** A request as the trace sees it; frames that failed to decode carry only type and id. */
 export type TracedRequest = Request | { readonly type: number; readonly id: number };

@@ -9,7 +9,7 @@
  * It serves batches 0, 1, 2, … until it is killed.
  *
  * A step is either
- * - `{ xpci: argv }`: the CLI's own `main(argv)` from dist/src/cli/main.js — the same yargs
+ * - `{ xpci: argv }`: the CLI's own `runCli(argv)` from dist/src/cli/program.js — the same
  *   parsing, command code, one-line `xpci: …` error and exit status as `node dist/src/cli/main.js
  *   argv…`, minus the process start (stdout and stderr are captured around the call); or
  * - `{ sh: command }`: a bash command line (the guest's own lspci/setpci/devmem, or a real xpci process).
@@ -20,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli } from '../../../src/cli/program.js';
 
 export type Step = { xpci: string[] } | { sh: string };
 export interface StepResult {
@@ -29,7 +30,6 @@ export interface StepResult {
 }
 
 type Write = typeof process.stdout.write;
-type Cli = typeof import('../../../src/cli/main.js');
 
 /** Run `body` with process.stdout/stderr writes collected instead of printed. */
 async function captured(body: () => Promise<number>): Promise<StepResult> {
@@ -50,13 +50,13 @@ async function captured(body: () => Promise<number>): Promise<StepResult> {
   }
 }
 
-async function runBatch(cli: Cli, steps: Step[]): Promise<StepResult[]> {
+async function runBatch(steps: Step[]): Promise<StepResult[]> {
   const results: StepResult[] = [];
   const substitute = (text: string): string => text.replace(/\{\{(\d+)\}\}/g, (_, k: string) => results[Number(k)]?.stdout.trim() ?? '');
   for (const step of steps) {
     if ('xpci' in step) {
       const argv = step.xpci.map(substitute);
-      results.push(await captured(() => cli.main(argv)));
+      results.push(await captured(() => runCli(argv)));
     } else {
       const run = spawnSync('bash', ['-c', substitute(step.sh)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       results.push({ status: run.status ?? 128, stdout: run.stdout, stderr: run.stderr + (run.signal ? `killed by ${run.signal}\n` : '') });
@@ -68,20 +68,13 @@ async function runBatch(cli: Cli, steps: Step[]): Promise<StepResult[]> {
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: virtualization-steps.js DIR');
 
-// Importing main.js runs the CLI once with process.argv: make that run a harmless --version.
-process.argv = [process.argv[0], 'xpci', '--version'];
-let cli: Cli | undefined;
-await captured(async () => {
-  cli = await import('../../../src/cli/main.js');
-  return 0;
-});
 
 for (let n = 0; ; n++) {
   const input = join(dir, `${n}.in`);
   while (!existsSync(input)) await sleep(50);
   let output: unknown;
   try {
-    output = await runBatch(cli!, JSON.parse(readFileSync(input, 'utf8')) as Step[]);
+    output = await runBatch(JSON.parse(readFileSync(input, 'utf8')) as Step[]);
   } catch (error) {
     output = { error: (error as Error).stack ?? String(error) };
   }

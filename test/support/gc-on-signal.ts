@@ -1,0 +1,7 @@
+/**
+ * Preloaded into a backend under test (`node --expose-gc --import …/gc-on-signal.js`): SIGUSR2 runs
+ * a full garbage collection, so a memory figure taken just after it measures what is live, not
+ * where the collector's saw-tooth happens to be (the soak compares such figures for growth).
+ */
+const collect = (globalThis as { gc?: () => void }).gc;
+if (collect) process.on('SIGUSR2', () => collect());
