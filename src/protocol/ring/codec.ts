@@ -12,6 +12,8 @@ import {
   BAR_READ_REPLY_LENGTH,
   BAR_TARGET,
   BAR_WRITE_LENGTH,
+  CONFIG_BLOCK,
+  CONFIG_BLOCK_LENGTH,
   CONFIG_READ_LENGTH,
   CONFIG_READ_REPLY_FRAME,
   CONFIG_READ_REPLY_LENGTH,
@@ -20,7 +22,7 @@ import {
   DEVICE_REMOVED_LENGTH,
   ERROR_PAYLOAD,
 } from './layout.js';
-import { MAX_ERROR_MESSAGE } from './limits.js';
+import { MAX_CONFIG_BLOCK, MAX_ERROR_MESSAGE } from './limits.js';
 import { printablePeerText } from './peer-text.js';
 import {
   ErrorCode,
@@ -52,6 +54,12 @@ export function checkRequest(request: Request): XpciError | undefined {
     case MessageType.DmaWrite:
     case MessageType.ResetDevice:
       return checkDeviceOpRequest(request);
+    case MessageType.ConfigReadBlock: {
+      const { offset, length } = request;
+      if (!Number.isInteger(offset) || offset < 0 || offset > 0xffff) return new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is outside 0..0xffff`);
+      if (!Number.isInteger(length) || length < 1 || length > MAX_CONFIG_BLOCK) return new XpciError(ErrorCode.InvalidSize, `config block of ${length} bytes: 1..${MAX_CONFIG_BLOCK}`);
+      return undefined;
+    }
   }
   if (request.type !== MessageType.ConfigRead && request.type !== MessageType.ConfigWrite &&
       request.type !== MessageType.BarRead && request.type !== MessageType.BarWrite) return undefined;
@@ -83,6 +91,7 @@ export function requestLength(request: StreamRequest): number {
     case MessageType.ConfigWrite: return HEADER_SIZE + CONFIG_WRITE_LENGTH;
     case MessageType.BarRead: return HEADER_SIZE + BAR_READ_LENGTH;
     case MessageType.BarWrite: return HEADER_SIZE + BAR_WRITE_LENGTH;
+    case MessageType.ConfigReadBlock: return HEADER_SIZE + CONFIG_BLOCK_LENGTH;
     case MessageType.ListDevices: return HEADER_SIZE;
     case MessageType.Ping: return HEADER_SIZE + request.payload.length;
     default: return HEADER_SIZE + deviceOpPayloadLength(request);
@@ -119,6 +128,11 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
       writeU16(target, p + BAR_TARGET.reserved, 0);
       target.writeBigUInt64LE(request.offset, p + BAR_TARGET.offset);
       if (request.type === MessageType.BarWrite) target.writeBigUInt64LE(request.value, p + BAR_TARGET.value);
+      break;
+    case MessageType.ConfigReadBlock:
+      writeU32(target, p + CONFIG_BLOCK.address, packAddress(request.address));
+      writeU16(target, p + CONFIG_BLOCK.offset, request.offset);
+      writeU16(target, p + CONFIG_BLOCK.length, request.length);
       break;
     case MessageType.ListDevices:
       break;
@@ -209,6 +223,12 @@ export function decodeRequest(frame: Frame): Request {
       expectLength(frame, BAR_WRITE_LENGTH, 'BarWrite');
       return { type: MessageType.BarWrite, id, ...barTarget(payload), value: payload.readBigUInt64LE(BAR_TARGET.value) };
     }
+    case MessageType.ConfigReadBlock:
+      expectLength(frame, CONFIG_BLOCK_LENGTH, 'ConfigReadBlock');
+      return {
+        type: MessageType.ConfigReadBlock, id, address: unpackAddress(payload.readUInt32LE(CONFIG_BLOCK.address)),
+        offset: payload.readUInt16LE(CONFIG_BLOCK.offset), length: payload.readUInt16LE(CONFIG_BLOCK.length),
+      };
     case MessageType.ListDevices:
       expectLength(frame, 0, 'ListDevices');
       return { type: MessageType.ListDevices, id };
@@ -242,6 +262,11 @@ const jsonObject = (payload: Buffer, name: string): Record<string, unknown> => p
   malformed(problem === 'not-json' ? `${name} payload is not valid JSON` : `${name} payload must be a JSON object`));
 
 // ---------------------------------------------------------------- replies and events (backend → frontend)
+
+/** A ConfigReadBlock reply: the bytes read. */
+export function encodeConfigReadBlockReply(id: number, bytes: Uint8Array): Buffer {
+  return encodeFrame(MessageType.ConfigReadBlock, FrameFlags.Reply, id, bytes);
+}
 
 export function encodeConfigReadReply(id: number, value: number): Buffer {
   const frame = Buffer.allocUnsafe(CONFIG_READ_REPLY_FRAME.frameLength);
