@@ -57,8 +57,9 @@ function registers(): Registers {
   return { command: config.readUInt16LE(0x04), cacheLineSize: config[0x0c], interruptLine: config[0x3c] };
 }
 
+/** The device's own files only: the state directory is shared with the other stories of the suite. */
 function leftovers(): Leftovers {
-  const list = (dir: string): string[] => (existsSync(join(stateDir, dir)) ? readdirSync(join(stateDir, dir)) : []);
+  const list = (dir: string): string[] => (existsSync(join(stateDir, dir)) ? readdirSync(join(stateDir, dir)).filter((name) => name.startsWith(bdf)) : []);
   return { locks: list('locks'), records: list('registers'), socket: existsSync(socket) };
 }
 
