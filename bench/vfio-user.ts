@@ -65,7 +65,8 @@ export async function benchVfioUser(bench: VfioUserBench, work: string, fixture:
   const local: VfioUserBench = { notes: bench.notes, options: bench.options, track: (c) => bench.track(c), measure };
   const dir = join(work, 'vfio-user');
   const { child: xpci, sockets } = await spawnReady(process.execPath, [CLI, 'export', '--json', '--no-ring', '--vfio-user', dir, '--sysfs-root', fixture.sysfsRoot,
-    '--state-dir', join(work, 'state-vfio-user'), '--no-reset-on-export', '--no-reset-on-release', fixture.device], {
+    // --socket names the control socket too (SOCKET.ctl): never the default one another backend may hold.
+    '--state-dir', join(work, 'state-vfio-user'), '--socket', join(work, 'vfio-user-ring.sock'), '--no-reset-on-export', '--no-reset-on-release', fixture.device], {
     env: { ...process.env, DEBUG: '' },
     ready: (line) => {
       try {
