@@ -79,7 +79,7 @@ export enum FrameFlags {
 
 /** One error space, Xen's pciif meanings as the base. Never mixed with raw errno. */
 export enum ErrorCode {
-  /** Address not exported to this frontend (Xen -1). */
+  /** Address not exported to this frontend, or its host device is gone (Xen -1). */
   DeviceNotFound = 1,
   /** Offset outside the device's config size or BAR size (Xen -2). */
   InvalidOffset = 2,
