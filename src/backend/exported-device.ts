@@ -89,8 +89,9 @@ export interface ExportedDevice {
 
 const MIN_CONFIG_SIZE = 64;
 /**
- * How the host says its device is gone: a config file of a removed device answers ENODEV; a BAR
- * mapping whose backing went away faults, which the addon reports as ENXIO.
+ * How the host says its device is gone: a config file of a removed device answers ENODEV, and so
+ * does the sysfs back end's presence check before a BAR access; a BAR mapping whose backing went
+ * away faults, which the addon reports as ENXIO.
  */
 const GONE_ERRNO_CODES: readonly string[] = ['ENODEV', 'ENXIO'];
 const READ_ONLY_EXPORT = 'read-only export: config writes and BAR access are refused';
@@ -103,8 +104,8 @@ class Device implements ExportedDevice {
   private readonly log: DenialLog;
   private readonly services: DeviceServices;
   private released = false;
-  /** Why the host device counts as gone (then every request answers DeviceNotFound), or null. */
-  private gone: string | null = null;
+  /** The answer to every request once the host device is found gone, or null. */
+  private gone: XpciError | null = null;
 
   constructor(
     readonly info: PciDeviceInfo,
@@ -307,7 +308,7 @@ class Device implements ExportedDevice {
 
   private checkLive(): void {
     if (this.released) throw new XpciError(ErrorCode.DeviceNotFound, `${formatAddress(this.guest)} is no longer exported`);
-    if (this.gone !== null) throw new XpciError(ErrorCode.DeviceNotFound, this.gone);
+    if (this.gone !== null) throw this.gone;
   }
 
   private checkConfigAccess(offset: number, size: number): void {
@@ -368,11 +369,11 @@ class Device implements ExportedDevice {
 
   private markGone(what: string, code: string, errno: number): XpciError {
     if (this.gone === null) {
-      this.gone = `${formatAddress(this.guest)} is gone: the host device was removed (${what} failed: ${code})`;
+      this.gone = new XpciError(ErrorCode.DeviceNotFound, `${formatAddress(this.guest)} is gone: the host device was removed (${what} failed: ${code})`, errno);
       this.options.onGone?.(`${this.info.bdf} (frontend ${formatAddress(this.guest)}) is gone from the host (${what} failed: ${code}); `
         + 'its requests are answered DeviceNotFound, the other devices are still served');
     }
-    return new XpciError(ErrorCode.DeviceNotFound, this.gone, errno);
+    return this.gone;
   }
 }
 

@@ -29,7 +29,9 @@ import {
   errorFromReply,
   isErrorReply,
   requestLength,
+  writeDmaWriteHead,
   writeRequest,
+  DMA_WRITE_HEAD,
   type StreamRequest,
 } from '../protocol/ring/codec.js';
 import { CONFIG_READ_REPLY_FRAME } from '../protocol/ring/layout.js';
@@ -104,6 +106,11 @@ interface PendingRequest {
   resolve: (value: any) => void;
   reject: (error: Error) => void;
 }
+
+/** DmaWrite data from this size on leaves from the caller's buffer (flush). */
+const UNCOPIED_DMA_WRITE = 16 * 1024;
+const sentUncopied = (request: StreamRequest): request is Extract<StreamRequest, { type: MessageType.DmaWrite }> =>
+  request.type === MessageType.DmaWrite && request.data.length >= UNCOPIED_DMA_WRITE;
 
 const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
 /** Interrupts kept per device for waitForInterrupt until consumed; the oldest go first. */
@@ -226,6 +233,20 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
 
   configRead(address: PciAddress, offset: number, size: number): Promise<number> {
     return this.request<number>({ type: MessageType.ConfigRead, id: 0, address, offset, size }, decodeConfigReadReply);
+  }
+
+  /**
+   * `length` bytes (1..MAX_CONFIG_BLOCK) of config space in one request, as the ConfigReads of
+   * their aligned pieces would read them. A backend older than the message answers NotImplemented.
+   */
+  /** The backend answered a ConfigReadBlock NotImplemented: RemoteDevice reads single registers instead. */
+  configReadBlockUnsupported = false;
+
+  configReadBlock(address: PciAddress, offset: number, length: number): Promise<Buffer> {
+    return this.request<Buffer>({ type: MessageType.ConfigReadBlock, id: 0, address, offset, length }, (frame) => {
+      if (frame.payload.length !== length) throw new XpciError(ErrorCode.Malformed, `ConfigReadBlock reply of ${frame.payload.length} bytes, asked ${length}`);
+      return Buffer.from(frame.payload);
+    });
   }
 
   configWrite(address: PciAddress, offset: number, size: number, value: number): Promise<void> {
@@ -468,18 +489,37 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
     if (!this.timeoutTimer) this.armTimeout(this.requestTimeoutMs);
   }
 
-  /** One buffer for every request of this turn, one write. */
+  /**
+   * One buffer for every request of this turn, one write. Large DmaWrite data is not copied into
+   * it: it follows its head from the caller's buffer (one writev on a socket), since a fresh buffer
+   * of that size costs more in page faults than the copy itself.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const outgoing = this.outgoing;
     if (outgoing.length === 0 || this.closed) return;
     this.outgoing = [];
     let total = 0;
-    for (const pending of outgoing) total += requestLength(pending.request);
+    for (const { request } of outgoing) total += sentUncopied(request) ? DMA_WRITE_HEAD : requestLength(request);
     const data = Buffer.allocUnsafe(total);
+    const chunks: Buffer[] = [];
     let at = 0;
-    for (const pending of outgoing) at = writeRequest(data, at, pending.request);
-    this.transport.write(data);
+    let from = 0;
+    for (const { request } of outgoing) {
+      if (sentUncopied(request)) {
+        at = writeDmaWriteHead(data, at, request);
+        chunks.push(data.subarray(from, at), request.data);
+        from = at;
+      } else {
+        at = writeRequest(data, at, request);
+      }
+    }
+    if (chunks.length === 0) {
+      this.transport.write(data);
+      return;
+    }
+    if (from < at) chunks.push(data.subarray(from, at));
+    this.transport.writeChunks(chunks);
   }
 
   private pump(): void {

@@ -34,6 +34,7 @@ export class DmaWindow {
     return Buffer.concat(await Promise.all(parts));
   }
 
+  /** `data` is sent from the caller's buffer (large writes are not copied): keep it unchanged until this settles. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.check(offset, data.length);
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);

@@ -7,7 +7,7 @@ export { scanBus, describeScanMismatch, parseRoot, type ScanResult } from './sca
 export { ConnectError, Transport, type TransportKind } from './transport.js';
 export { openTransport } from './open-transport.js';
 export { formatRequestTrace, type TracedRequest } from '../protocol/ring/request-trace.js';
-export { type TlsCredentials } from './tls-transport.js';
+export type { TlsCredentials } from './tls-transport.js';
 export { defaultConnectPath } from './default-path.js';
 export { ErrorCode, errorCodeName, XpciError, type BarDescriptor, type DeviceDescriptor, type ExportMode } from '../protocol/ring/messages.js';
 export { formatAddress, parseAddress, type PciAddress } from '../pci/address.js';

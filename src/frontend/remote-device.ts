@@ -3,8 +3,9 @@
  * as a local sysfs device, so src/pci's lspci printer and capability walker run on it unchanged.
  */
 import type { PciAddress } from '../pci/address.js';
-import type { ConfigWidth, ConfigWriter } from '../pci/config-reader.js';
-import type { DeviceDescriptor, InterruptKind, InterruptRecord } from '../protocol/ring/messages.js';
+import { readConfigBytes, type ConfigWidth, type ConfigWriter } from '../pci/config-reader.js';
+import { MAX_CONFIG_BLOCK } from '../protocol/ring/limits.js';
+import { ErrorCode, XpciError, type DeviceDescriptor, type InterruptKind, type InterruptRecord } from '../protocol/ring/messages.js';
 import type { FrontendClient } from './client.js';
 import { DmaWindow } from './dma-window.js';
 
@@ -25,6 +26,27 @@ export class RemoteDevice implements ConfigWriter {
 
   read(offset: number, width: ConfigWidth): Promise<number> {
     return this.client.configRead(this.address, offset, width);
+  }
+
+  /**
+   * A range of config space in as few requests as the backend allows: ConfigReadBlocks, or single
+   * reads from a backend that does not know them (remembered for the session).
+   */
+  async readBlock(offset: number, length: number): Promise<Uint8Array> {
+    if (!this.client.configReadBlockUnsupported) {
+      try {
+        const pieces: Promise<Buffer>[] = [];
+        for (let at = offset; at < offset + length; at += MAX_CONFIG_BLOCK) {
+          pieces.push(this.client.configReadBlock(this.address, at, Math.min(MAX_CONFIG_BLOCK, offset + length - at)));
+        }
+        const bytes = Buffer.concat(await Promise.all(pieces));
+        return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+      } catch (error) {
+        if (!(error instanceof XpciError && error.code === ErrorCode.NotImplemented)) throw error;
+        this.client.configReadBlockUnsupported = true;
+      }
+    }
+    return readConfigBytes({ configSize: this.configSize, read: (at, width) => this.read(at, width) }, length, offset);
   }
 
   write(offset: number, width: ConfigWidth, value: number): Promise<void> {

@@ -18,6 +18,10 @@ export abstract class Transport extends EventEmitter<TransportEvents> {
   abstract readonly path: string;
   /** Queue bytes for the peer; the transport writes all of them, in order, however short each write is. */
   abstract write(data: Buffer): void;
+  /** write() each chunk, in order; a socket sends them with one writev. The chunks must stay unchanged until sent. */
+  writeChunks(chunks: readonly Buffer[]): void {
+    for (const chunk of chunks) this.write(chunk);
+  }
   /** Stop reading and writing; emits 'close' if it has not been emitted yet. */
   abstract close(): void;
 }

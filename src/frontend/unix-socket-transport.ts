@@ -23,6 +23,13 @@ export class SocketTransport extends Transport {
     if (!this.closed) this.socket.write(data);
   }
 
+  override writeChunks(chunks: readonly Buffer[]): void {
+    if (this.closed) return;
+    this.socket.cork();
+    for (const chunk of chunks) this.socket.write(chunk);
+    this.socket.uncork();
+  }
+
   close(): void {
     if (this.closed) return;
     this.socket.destroy();

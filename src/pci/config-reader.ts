@@ -8,6 +8,8 @@ export interface ConfigReader {
   /** 256 for conventional PCI, 4096 for PCIe / PCI-X 2.0; what may be read. */
   readonly configSize: number;
   read(offset: number, width: ConfigWidth): Promise<number>;
+  /** A whole range at once, where the reader can do better than one read per dword (a remote device). */
+  readBlock?(offset: number, length: number): Promise<Uint8Array>;
 }
 
 export interface ConfigWriter extends ConfigReader {
@@ -15,12 +17,14 @@ export interface ConfigWriter extends ConfigReader {
 }
 
 /**
- * Read `length` bytes as aligned dwords (the kernel splits wider reads into dwords anyway, and a
- * remote reader can keep all of them in flight at once). Failures propagate: never a fake 0xff.
+ * Read `length` bytes: with the reader's readBlock where it has one, else as aligned dwords (the
+ * kernel splits wider reads into dwords anyway, and a remote reader can keep all of them in flight
+ * at once). Failures propagate: never a fake 0xff.
  */
 export async function readConfigBytes(reader: ConfigReader, length: number, offset = 0): Promise<Uint8Array> {
   if (offset % 4 !== 0 || length % 4 !== 0) throw new RangeError('readConfigBytes takes dword-aligned offset and length');
   const end = Math.min(offset + length, reader.configSize);
+  if (reader.readBlock && end > offset) return reader.readBlock(offset, end - offset);
   const bytes = new Uint8Array(Math.max(0, end - offset));
   const reads: Promise<void>[] = [];
   for (let at = offset; at < end; at += 4) {

@@ -21,7 +21,7 @@ export interface FuzzTarget {
 }
 
 export type ItemKind =
-  | 'config-read' | 'config-write' | 'bar-read' | 'bar-write' | 'decode-on' | 'bar-sizing'
+  | 'config-read' | 'config-block' | 'config-write' | 'bar-read' | 'bar-write' | 'decode-on' | 'bar-sizing'
   | 'hello' | 'hello-bad' | 'list' | 'ping' | 'mutated' | 'wrong-length' | 'bad-flags' | 'unknown-type' | 'garbage';
 
 export interface Item {
@@ -30,7 +30,7 @@ export interface Item {
 }
 
 const WEIGHTS: [ItemKind, number][] = [
-  ['config-read', 18], ['config-write', 22], ['bar-read', 8], ['bar-write', 8], ['decode-on', 2], ['bar-sizing', 3],
+  ['config-read', 18], ['config-block', 4], ['config-write', 22], ['bar-read', 8], ['bar-write', 8], ['decode-on', 2], ['bar-sizing', 3],
   ['hello', 1], ['hello-bad', 1], ['list', 1], ['ping', 3], ['mutated', 20], ['wrong-length', 4], ['bad-flags', 2],
   ['unknown-type', 2], ['garbage', 5],
 ];
@@ -71,6 +71,12 @@ export class FrameGenerator {
     switch (kind) {
       case 'config-read':
         return encodeRequest({ type: MessageType.ConfigRead, id: this.id(), address: this.address(), offset: this.configOffset(), size: this.configSize() });
+      case 'config-block':
+        return encodeRequest({
+          type: MessageType.ConfigReadBlock, id: this.id(), address: this.address(),
+          offset: rng.chance(0.7) ? this.configOffset() : rng.int(0, 0xffff),
+          length: rng.pick([1, 2, 3, 4, 7, 64, 256, 4096, rng.int(1, 4096)]),
+        });
       case 'config-write':
         return encodeRequest({
           type: MessageType.ConfigWrite, id: this.id(), address: this.address(), offset: this.configOffset(), size: this.configSize(),

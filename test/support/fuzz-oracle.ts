@@ -157,6 +157,9 @@ export class Oracle {
       case MessageType.BarWrite:
         this.checkBar(request, outcome, label);
         return;
+      case MessageType.ConfigReadBlock:
+        this.checkConfigBlock(request, outcome, label);
+        return;
       case MessageType.ListDevices:
         if (!outcome.ok) this.finding(`${label}: failed with ${errorCodeName(outcome.error.code)}`);
         else this.checkDeviceList(outcome.frame, label);
@@ -222,6 +225,30 @@ export class Oracle {
   }
 
   /** Validation errors, in the documented order (docs/protocol.md §4.2). */
+  private checkConfigBlock(request: Extract<Request, { type: MessageType.ConfigReadBlock }>, outcome: Outcome, label: string): void {
+    const device = this.byPacked.get(packAddress(request.address));
+    const { offset, length } = request;
+    const expected = device === undefined ? ErrorCode.DeviceNotFound : offset + length > device.configSize ? ErrorCode.InvalidOffset : undefined;
+    if (expected !== undefined) {
+      this.expectError(outcome, [expected], label);
+      return;
+    }
+    if (!outcome.ok) {
+      this.finding(`${label}: a valid block read failed with ${errorCodeName(outcome.error.code)} (${outcome.error.message})`);
+      return;
+    }
+    if (outcome.frame.payload.length !== length) {
+      this.finding(`${label}: reply payload of ${outcome.frame.payload.length} bytes for ${length}`);
+      return;
+    }
+    for (let at = offset; at < offset + length; at++) {
+      const identity = at < 0x04 || (at >= 0x08 && at < 0x0c) || at === 0x0e;
+      if (identity && outcome.frame.payload[at - offset] !== device!.original[at]) {
+        this.finding(`${label}: identity byte ${hex(at)} reads ${hex(outcome.frame.payload[at - offset])}, the device has ${hex(device!.original[at])}`);
+      }
+    }
+  }
+
   private checkConfig(request: Extract<Request, { type: MessageType.ConfigRead | MessageType.ConfigWrite }>, outcome: Outcome, label: string): void {
     const device = this.byPacked.get(packAddress(request.address));
     const { offset, size } = request;

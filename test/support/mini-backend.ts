@@ -13,6 +13,7 @@ import { FrameReader } from '../../src/protocol/ring/frame.js';
 import {
   decodeRequest,
   encodeBarReadReply,
+  encodeConfigReadBlockReply,
   encodeConfigReadReply,
   encodeEmptyReply,
   encodeErrorReply,
@@ -57,6 +58,8 @@ export interface MiniBackendOptions {
    * reply, a replacement (one or more frames, or raw bytes), or null to send nothing.
    */
   handle?: (request: Request, reply: Buffer) => Buffer | Buffer[] | null;
+  /** false: ConfigReadBlock is answered NotImplemented, as by a backend that predates it. */
+  configReadBlock?: boolean;
   /** 'bytewise' writes replies one byte per write, each on a later loop turn. */
   chunking?: 'batched' | 'bytewise';
 }
@@ -206,6 +209,13 @@ export class MiniBackend {
       }
       case MessageType.Ping:
         return encodePingReply(request.id, request.payload);
+      case MessageType.ConfigReadBlock: {
+        // false: answer as a backend older than the message does.
+        if (this.options.configReadBlock === false) throw new XpciError(ErrorCode.NotImplemented, `unknown request type ${request.type}`);
+        const device = this.device(request.address);
+        if (request.offset + request.length > device.config.length) throw new XpciError(ErrorCode.InvalidOffset, 'block beyond config size');
+        return encodeConfigReadBlockReply(request.id, device.config.subarray(request.offset, request.offset + request.length));
+      }
       case MessageType.ConfigRead:
       case MessageType.ConfigWrite: {
         const device = this.device(request.address);

@@ -7,7 +7,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { truncateSync } from 'node:fs';
+import { copyFileSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CHECK_INTERVAL_MS } from '../../src/host/sysfs/device-presence.js';
 import { join } from 'node:path';
 import { RawClient, replyError } from '../support/raw-client.js';
 import { plain, readValue, startBackend } from '../support/backend-harness.js';
@@ -172,6 +174,35 @@ describe('faults in the device files', () => {
     assert.equal(h.warnings.filter((w) => /0000:00:06\.0 \(frontend 0000:00:00\.0\) is gone from the host/.test(w)).length, 1, 'the operator is told once');
     assert.equal(replyError(await barRead('00:01.0')), null, 'the other device\'s BAR still works');
     assert.equal(await readValue(client, '00:01.0', 0, 2), 0x1234, 'and its config');
+    await client.close();
+  });
+
+  test('a device removed from sysfs, or replaced by a rescan, under a live mapping: its next BAR access reports it gone', async (t) => {
+    const bar = { index: 0, kind: 'mem' as const, size: 4096, start: 0xfebf0000 };
+    const device = (address: string) => plain(address, 0x1234, {
+      config: buildConfigImage({ vendor: 0x1234, device: 0x11e8, classCode: 0x00ff00, command: 0x0002, bars: [bar] }),
+      bars: [bar],
+    });
+    const [removed, rescanned, kept] = [device('0000:00:06.0'), device('0000:00:07.0'), device('0000:00:08.0')];
+    const h = await startBackend(t, [removed.address, rescanned.address, kept.address], {}, [removed, rescanned, kept]);
+    const client = await RawClient.connect(h.socket);
+    await client.hello();
+    const barRead = (address: string) => client.request({ type: MessageType.BarRead, id: client.id(), address: parseAddress(address), bar: 0, offset: 0n, size: 4 });
+    for (const address of ['00:00.0', '00:01.0', '00:02.0']) assert.equal(replyError(await barRead(address)), null, 'mapped and readable');
+
+    unlinkSync(join(h.tree.root, 'bus', 'pci', 'devices', removed.address)); // what `remove` leaves
+    const config = join(h.tree.deviceDir(rescanned.address), 'config');
+    copyFileSync(config, `${config}.new`); // a new device at the same address: a new inode
+    renameSync(`${config}.new`, config);
+    await sleep(CHECK_INTERVAL_MS + 20);
+
+    for (const address of ['00:00.0', '00:01.0']) {
+      const error = replyError(await barRead(address));
+      assert.equal(error?.code, ErrorCode.DeviceNotFound, `${address} reported gone`);
+      assert.match(error?.message ?? '', new RegExp(`0000:${address.replace('.', '\\.')} is gone: the host device was removed \\(BAR 0 read of 4 bytes at 0x0 failed: ENODEV\\)`));
+    }
+    assert.equal(h.warnings.filter((w) => /is gone from the host/.test(w)).length, 2);
+    assert.equal(replyError(await barRead('00:02.0')), null, 'the device still there is still served');
     await client.close();
   });
 });

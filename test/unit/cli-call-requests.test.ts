@@ -1,8 +1,8 @@
 /**
  * What one CLI call puts on the wire, counted by the mini backend: selection comes from the
  * backend's device list (no bus scan), a plain setpci register read is one request after Hello,
- * `lspci -s X -x` reads only the selected function's header, and --batch runs many operations in
- * one session.
+ * `lspci -s X -x` reads only the selected function's header (one ConfigReadBlock; single reads from
+ * a backend that predates it), and --batch runs many operations in one session.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,10 +53,22 @@ describe('requests per CLI call', () => {
 
   test('xpci lspci -s DEV -x: only the selected function, only its header', async () => {
     const sent = await requestsOf(['lspci', '-s', '00:01.0', '-x']);
-    const reads = sent.filter((r) => r.type === MessageType.ConfigRead);
-    assert.equal(sent.length, 1 + reads.length, 'Hello and config reads only');
-    assert.deepEqual([...new Set(reads.map(target))], ['0000:00:01.0'], 'no probes of other functions');
-    assert.equal(reads.length, PCI_STD_HEADER_SIZE / 4, 'the 64-byte header as dwords');
+    assert.deepEqual(sent.map((r) => [MessageType[r.type], target(r), 'length' in r ? r.length : undefined]),
+      [['Hello', undefined, undefined], ['ConfigReadBlock', '0000:00:01.0', PCI_STD_HEADER_SIZE]], 'Hello and the 64-byte header in one request');
+  });
+
+  test('xpci lspci -s DEV -x against a backend without ConfigReadBlock: the same dump from single reads', async () => {
+    const blocks = await runXpci(['lspci', '-s', '00:01.0', '-x', '--connect', backend.path]);
+    const older = await MiniBackend.start({ configReadBlock: false, devices: [{ address: '00:01.0', config: image(0x1042, 0x0006) }] });
+    try {
+      const r = await runXpci(['lspci', '-s', '00:01.0', '-x', '--connect', older.path]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, blocks.stdout);
+      const sent = older.received.map((q) => MessageType[q.type]);
+      assert.deepEqual(sent, ['Hello', 'ConfigReadBlock', ...Array<string>(PCI_STD_HEADER_SIZE / 4).fill('ConfigRead')]);
+    } finally {
+      await older.close();
+    }
   });
 
   test('a full xpci lspci still scans like pcifront (finds what the list lacks)', async () => {

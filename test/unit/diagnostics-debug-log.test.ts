@@ -36,6 +36,17 @@ console.log(JSON.stringify({ enabled: log.enabled, loaded: loaded() }));`, {});
   assert.match(stderr, /xpci:probe on 2[^]*xpci:probe later 3/, 'a line written while debug loads is printed, in order');
 });
 
+test('a program that picks channels itself (enableDebugNamespaces) gets them, before or after they are made', () => {
+  const { stderr } = probe(`const { enableDebugNamespaces } = await import(${JSON.stringify(DEBUG_LOG)});
+await enableDebugNamespaces('xpci:probe,xpci:late');
+log('made before');
+debugLog('xpci:late')('made after');
+debugLog('xpci:other')('not named');`, {});
+  assert.match(stderr, /xpci:probe made before/);
+  assert.match(stderr, /xpci:late made after/);
+  assert.doesNotMatch(stderr, /not named/);
+});
+
 test('DEBUG=xpci:* prints through debug as before; other namespaces stay quiet', () => {
   assert.match(probe(`log('via env');`, { DEBUG: 'xpci:*' }).stderr, /xpci:probe via env/);
   assert.equal(probe(`log('not me');`, { DEBUG: 'other:*' }).stderr, '');

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import createDebug from 'debug';
+import { enableDebugNamespaces } from '../../src/diagnostics/debug-log.js';
 import { formatAddress, parseAddress } from '../../src/pci/address.js';
 import { readDevice } from '../../src/host/sysfs/discovery.js';
 import { ErrorCode, XpciError, type ExportMode } from '../../src/protocol/ring/messages.js';
@@ -303,12 +304,12 @@ describe('ExportedDevice on a fixture tree', () => {
     assert.equal(tree.configBytes(NIC)[0x0c], 0x40, 'restore: false leaves the device as the frontend left it');
   });
 
-  test('denials: one record per register with counts, logged once per register', () => {
+  test('denials: one record per register with counts, logged once per register', async () => {
     reset(NIC, NIC_IMAGE);
     const lines: string[] = [];
     const previousLog = createDebug.log;
     const previous = createDebug.disable();
-    createDebug.enable('xpci:policy');
+    await enableDebugNamespaces('xpci:policy');
     createDebug.log = (...args: unknown[]) => { lines.push(args.map(String).join(' ')); };
     try {
       const device = open(NIC);

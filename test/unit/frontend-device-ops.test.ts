@@ -59,6 +59,29 @@ describe('frontend whole-device API', () => {
     });
   });
 
+  test('a large window write leaves from the caller\'s buffer between the requests of the same turn, in order', async () => {
+    await withBackend(async (backend, requests) => {
+      const client = await connect(backend.path);
+      const device = client.remoteDevice(EDU);
+      const window = await device.mapDma(0x20000);
+      const pattern = Buffer.from(Array.from({ length: 0x8000 }, (_, i) => (i * 13) & 0xff));
+      assert.ok(client.maxDmaTransfer >= pattern.length, 'one op');
+      requests.length = 0;
+      const [vendor] = await Promise.all([
+        device.read(0x00, 2),
+        window.write(0x100, pattern),
+        device.write(0x0c, 1, 0x10),
+        window.write(0x1000, Buffer.from([9, 8, 7])),
+        device.read(0x0c, 1),
+      ]);
+      assert.equal(vendor, 0x1234);
+      const memory = backend.dmaWindows.get(window.iova)!;
+      assert.ok(memory.subarray(0x100, 0x100 + pattern.length).equals(Buffer.concat([pattern.subarray(0, 0xf00), Buffer.from([9, 8, 7]), pattern.subarray(0xf03)])));
+      assert.deepEqual(requests.map((r) => MessageType[r.type]), ['ConfigRead', 'DmaWrite', 'ConfigWrite', 'DmaWrite', 'ConfigRead']);
+      await client.close();
+    });
+  });
+
   test("interrupts: the 'interrupt' event, waitForInterrupt takes queued and future records by kind and vector", async () => {
     await withBackend(async (backend) => {
       const client = await connect(backend.path);

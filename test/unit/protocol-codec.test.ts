@@ -144,7 +144,7 @@ describe('malformed requests', () => {
   });
 
   test('unknown types are NotImplemented, including the event types sent as requests', () => {
-    for (const type of [0, 14, 0x1f, MessageType.DeviceAdded, MessageType.DeviceRemoved, MessageType.Shutdown,
+    for (const type of [0, 15, 0x1f, MessageType.DeviceAdded, MessageType.DeviceRemoved, MessageType.Shutdown,
       MessageType.Interrupt, MessageType.DeviceReset, 0xffff]) {
       assertXpci(() => decodeRequest(rawFrame(type, [])), ErrorCode.NotImplemented, new RegExp(`unknown request type ${type}`));
     }
@@ -153,7 +153,7 @@ describe('malformed requests', () => {
   const fixed: [MessageType, number][] = [
     [MessageType.ConfigRead, 8], [MessageType.ConfigWrite, 12], [MessageType.BarRead, 16],
     [MessageType.BarWrite, 24], [MessageType.ListDevices, 0], [MessageType.InterruptUnmask, 8], [MessageType.DmaMap, 24],
-    [MessageType.DmaUnmap, 16], [MessageType.DmaRead, 24], [MessageType.ResetDevice, 4],
+    [MessageType.DmaUnmap, 16], [MessageType.DmaRead, 24], [MessageType.ResetDevice, 4], [MessageType.ConfigReadBlock, 8],
   ];
   for (const [type, length] of fixed) {
     test(`${MessageType[type]}: every payload length but ${length} is Malformed`, () => {

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFrame } from '../../src/protocol/ring/frame.js';
-import { decodeRequest, encodeRequest } from '../../src/protocol/ring/codec.js';
+import { DMA_WRITE_HEAD, decodeRequest, encodeRequest, writeDmaWriteHead } from '../../src/protocol/ring/codec.js';
 import {
   DMA_TRANSFER,
   decodeDeviceResetEvent,
@@ -67,12 +67,27 @@ describe('whole-device requests', () => {
     assertMalformed(Buffer.alloc(10), MessageType.DmaWrite, /at least 24 bytes/);
   });
 
-  test('the decoded DmaWrite data is a private copy of the frame', () => {
-    const bytes = encodeRequest(requests[6]);
-    const frame = frameOf(bytes);
-    const decoded = decodeRequest(frame) as Extract<Request, { type: MessageType.DmaWrite }>;
-    frame.payload[DMA_TRANSFER.data] = 0xee;
+  test('the decoded DmaWrite data is a view of the frame, which later chunks never overwrite', () => {
+    const first = encodeRequest(requests[6]);
+    const second = encodeRequest({ ...requests[6], id: 9, data: Buffer.from([4, 5, 6, 7]) } as Request);
+    const stream = Buffer.concat([first, second, first]);
+    const reader = new FrameReader();
+    const cut = first.length + 10;
+    const [head] = reader.push(stream.subarray(0, cut));
+    const decoded = decodeRequest(head.frame!) as Extract<Request, { type: MessageType.DmaWrite }>;
+    assert.equal(decoded.data.buffer, head.frame!.payload.buffer, 'no copy');
+    const rest = reader.push(stream.subarray(cut, cut + 5)).concat(reader.push(stream.subarray(cut + 5)));
     assert.deepEqual([...decoded.data], [1, 2, 3]);
+    assert.deepEqual(rest.map((item) => [...(decodeRequest(item.frame!) as { data: Buffer }).data]), [[4, 5, 6, 7], [1, 2, 3]]);
+  });
+
+  test("writeDmaWriteHead: the frame up to the data; with the data after it, encodeRequest's bytes", () => {
+    const data = Buffer.from(Array.from({ length: 5000 }, (_, i) => i & 0xff));
+    const request = { type: MessageType.DmaWrite, id: 11, address, iova: 0x20_0000n, offset: 64n, data } as const;
+    const target = Buffer.alloc(DMA_WRITE_HEAD + 3, 0xcc);
+    assert.equal(writeDmaWriteHead(target, 3, request), DMA_WRITE_HEAD + 3);
+    assert.deepEqual(Buffer.concat([target.subarray(3), data]), encodeRequest(request));
+    assert.throws(() => writeDmaWriteHead(target, 4, request), RangeError);
   });
 });
 

@@ -27,7 +27,7 @@ import {
 import * as messages from '../../src/protocol/ring/messages.js';
 import { ErrorCode, FrameFlags, HEADER_SIZE, MAX_FRAME, MessageType, type Request } from '../../src/protocol/ring/messages.js';
 import { packAddress, type PciAddress } from '../../src/pci/address.js';
-import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE, MAX_GARBAGE, PARTIAL_FRAME_TIMEOUT_MS, HELLO_DEADLINE_MS, IDLE_YIELD_MS, MAX_UNREAD_REPLY_BYTES } from '../../src/protocol/ring/limits.js';
+import { HELLO_TIMEOUTS_MS, MAX_ERROR_MESSAGE, MAX_GARBAGE, PARTIAL_FRAME_TIMEOUT_MS, HELLO_DEADLINE_MS, IDLE_YIELD_MS, MAX_UNREAD_REPLY_BYTES, MAX_CONFIG_BLOCK } from '../../src/protocol/ring/limits.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const doc = readFileSync(join(root, 'docs', 'protocol.md'), 'utf8');
@@ -158,6 +158,7 @@ describe('docs/protocol.md tables agree with src/protocol/ring/messages.ts', () 
     assert.match(doc, new RegExp(`completed a \\\`Hello\\\` \\*\\*${HELLO_DEADLINE_MS / 1000} s\\*\\*`), '§10 states the Hello deadline');
     assert.match(doc, new RegExp(`nothing for \\*\\*${IDLE_YIELD_MS / 1000} s\\*\\*`), '§10 states the idle policy');
     assert.match(limits.get('`DmaRead`/`DmaWrite` length') ?? '', new RegExp(`^1\\.\\.${MAX_DMA_TRANSFER} bytes`));
+    assert.match(limits.get('`ConfigReadBlock` length') ?? '', new RegExp(`^1\\.\\.${MAX_CONFIG_BLOCK} bytes`));
     assert.equal(MAX_DMA_TRANSFER + HEADER_SIZE + 24, MAX_FRAME, 'a DmaWrite of MAX_DMA_TRANSFER bytes is one MAX_FRAME frame');
   });
 });
@@ -214,6 +215,8 @@ describe('docs/protocol.md payload layouts match the encoder byte for byte', () 
     ['4.11 `DmaRead`', { type: MessageType.DmaRead, id: 1, address, iova: 0x10_0000n, offset: 0x123n, length: 77 },
       { address: packed, length: 77, iova: 0x10_0000n, offset: 0x123n }],
     ['4.12 `ResetDevice`', { type: MessageType.ResetDevice, id: 1, address }, { address: packed }],
+    ['4.13 `ConfigReadBlock`', { type: MessageType.ConfigReadBlock, id: 1, address, offset: 0x100, length: 0xf00 },
+      { address: packed, offset: 0x100, length: 0xf00 }],
   ];
   for (const [heading, request, fields] of requests) {
     test(`§${heading} request layout`, () => {

@@ -218,6 +218,18 @@ describe('FrameReader: truncation and fragmentation', () => {
     assert.equal(r.pending, 0);
   });
 
+  test('a large frame split across chunks is assembled in one buffer of its own length', () => {
+    const big = frame(12, 1, Buffer.alloc(65536 + 24, 0x5a));
+    const small = frame(1, 2, [7]);
+    const stream = Buffer.concat([small, big, small]);
+    const reader = new FrameReader();
+    // As a socket delivers it: 64 KiB reads; the second frame starts in the first read.
+    const frames = framesOf([...reader.push(stream.subarray(0, 65536)), ...reader.push(stream.subarray(65536))]);
+    assert.deepEqual(frames.map((f) => f.id), [2, 1, 2]);
+    assert.ok(frames[1].payload.equals(big.subarray(HEADER_SIZE)));
+    assert.equal(frames[1].payload.buffer.byteLength, big.length, 'sized from the header, not doubled');
+  });
+
   test('a maximal frame delivered one byte at a time arrives intact', () => {
     const payload = Buffer.alloc(MAX_FRAME - HEADER_SIZE);
     for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;

@@ -15,6 +15,7 @@ import { ALLOWED_SUBJECT, createTestPki, type KeyPair, type TestPki } from '../s
 import { runXpci, startExport, type RunningExport } from '../support/xpci-process.js';
 import { encodeRequest } from '../../src/protocol/ring/codec.js';
 import { MessageType } from '../../src/protocol/ring/messages.js';
+import { connect } from '../../src/frontend/index.js';
 
 let scratch: string;
 let tree: FixtureTree;
@@ -52,6 +53,21 @@ describe('remote frontends over TLS', () => {
     const r = await lspci(pki.client);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '00:00.0 0200: 8086:100e\n');
+  });
+
+  test('xpci status names a connected TLS frontend by its address and certificate subject', async () => {
+    const client = await connect(endpoint, { tls: { cert: readFileSync(pki.client.cert), key: readFileSync(pki.client.key), ca: readFileSync(pki.ca) } });
+    try {
+      const r = await runXpci(['status', '--json', '--state-dir', join(scratch, 'state')]);
+      assert.equal(r.status, 0, r.stderr);
+      const [exported] = (JSON.parse(r.stdout) as { exports: { peer: { remote: string; subject: string } }[] }).exports;
+      assert.match(exported.peer.remote, /^127\.0\.0\.1:\d+$/);
+      assert.equal(exported.peer.subject, ALLOWED_SUBJECT);
+      const text = await runXpci(['status', '--state-dir', join(scratch, 'state')]);
+      assert.match(text.stdout, new RegExp(`frontend: TLS 127\\.0\\.0\\.1:\\d+ subject ${ALLOWED_SUBJECT}`));
+    } finally {
+      await client.close();
+    }
   });
 
   test('a client certificate from another CA is refused with a clear error', async () => {

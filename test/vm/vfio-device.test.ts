@@ -121,6 +121,16 @@ describe('interrupts, DMA and reset through the ring in the QEMU guest (#10)', {
       "the client's 'interrupt' events carry the device address and the same records");
   });
 
+  test("reset: e1000e with MSI-X on is reset through VFIO, MSI-X off in the view and on the hardware, DeviceReset first; edu has no reset", () => {
+    assert.equal(irq.e1000eDescriptor.reset, true);
+    assert.equal(irq.msixRealBeforeReset & 0x8000, 0x8000, 'MSI-X was on on the hardware');
+    assert.deepEqual(irq.resetEvents, [backend.guestOf[e1000e]]);
+    assert.equal(irq.msixViewAfterReset & 0x8000, 0);
+    assert.equal(irq.msixRealAfterReset & 0x8000, 0);
+    assert.equal(irq.eduDescriptor.reset, false);
+    assert.match(irq.eduReset, /^NotImplemented: the device offers no reset/);
+  });
+
   test('DMA: two 4 KiB windows, RAM → edu (0x40000) → RAM matches; a DMA outside every window faults in the IOMMU and changes no window', async () => {
     await vm.exec('dmesg -c > /dev/null');
     const dma = await frontend('dma', { outsideIova: OUTSIDE_IOVA });
@@ -172,7 +182,7 @@ describe('interrupts, DMA and reset through the ring in the QEMU guest (#10)', {
     assert.equal(clean.nextWindowZero, true);
   });
 
-  test('kill -9 of the backend while a frontend holds windows and MSI: the next xpci export recovers the device', async () => {
+  test('kill -9 of the backend while a frontend holds windows and MSI: the next xpci export recovers the device; xpci reset through it', async () => {
     const args = JSON.stringify({ edu: backend.guestOf[edu], eduHost: edu, backendPid: backend.pid, hold: true });
     await vm.execOk(`cat > /tmp/hold.sh <<'EOF'\nnode dist/test/vm/guest/vfio-device-frontend.js dirty ${SOCKET} '${args}' > /tmp/hold.out 2>&1\nEOF\n` +
       'setsid bash /tmp/hold.sh < /dev/null > /dev/null 2>&1 &');
@@ -191,6 +201,10 @@ describe('interrupts, DMA and reset through the ring in the QEMU guest (#10)', {
     assert.equal(after.msiControl & MSI_ENABLE, 0, "MSI off in the new export's view");
     assert.equal(after.msiRealControl & MSI_ENABLE, 0, 'MSI off on the hardware');
     assert.equal(after.descriptor.dma, true);
+    const cli = await vm.exec(`${X} reset --connect ${SOCKET} -s ${backend.guestOf[e1000e]}; echo "status=$?"; ` +
+      `${X} reset --connect ${SOCKET} -s ${backend.guestOf[edu]}; echo "status=$?"`, { timeoutMs: 120_000 });
+    assert.deepEqual(cli.stdout.match(/status=\d/g), ['status=0', 'status=1'], cli.stderr);
+    assert.match(cli.stderr, /no reset/);
     assert.equal(await backend.stop(), 0, await backend.stderr());
   });
 

@@ -7,7 +7,7 @@
  * XpciError and become error replies in the session.
  */
 import { formatAddress, packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
-import { encodeBarReadReply, encodeEmptyReply } from '../../protocol/ring/codec.js';
+import { encodeBarReadReply, encodeConfigReadBlockReply, encodeEmptyReply } from '../../protocol/ring/codec.js';
 import type { DeviceOpRequest } from '../../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/ring/messages.js';
 import type { DeviceTable } from './device-table.js';
@@ -56,6 +56,23 @@ export function serveConfigRead(
   replies.configReadReply(id, value);
 }
 
+/**
+ * A block of config space as the ConfigReads of its naturally aligned pieces would read it (the
+ * widest the alignment allows), so the policy's view, the emulated registers and every refusal are
+ * the same; any piece's error fails the whole block.
+ */
+function readConfigBlock(device: DeviceEndpoint, offset: number, length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  for (let at = offset; at < offset + length;) {
+    const left = offset + length - at;
+    const width = at % 4 === 0 && left >= 4 ? 4 : at % 2 === 0 && left >= 2 ? 2 : 1;
+    const value = device.configRead(at, width);
+    bytes.writeUIntLE(value, at - offset, width);
+    at += width;
+  }
+  return bytes;
+}
+
 /** Any device request; `log` as for serveConfigRead. */
 export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<DeviceEndpoint>, log: RequestTrace | undefined, replies: ReplyBatch): void {
   if (request.type === MessageType.ConfigRead) {
@@ -70,6 +87,12 @@ export function executeDeviceRequest(request: DeviceRequest, table: DeviceTable<
       log?.done(request);
       replies.append(encodeEmptyReply(MessageType.ConfigWrite, request.id));
       return;
+    case MessageType.ConfigReadBlock: {
+      const bytes = readConfigBlock(device, request.offset, request.length);
+      log?.done(request);
+      replies.append(encodeConfigReadBlockReply(request.id, bytes));
+      return;
+    }
     case MessageType.BarRead: {
       const value = device.barRead(request.bar, request.offset, request.size);
       log?.done(request, value);

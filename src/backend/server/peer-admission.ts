@@ -13,14 +13,24 @@ export interface Admission {
   /** What refusals are counted by (e.g. the peer's uid and gid); defaults to the reason. */
   cause?: string;
   /** the peer's SO_PEERCRED credentials, when they were read (xpci status shows them) */
-  credentials?: PeerIdentity;
+  credentials?: LocalPeer;
+  /** a TLS peer: its address and certificate subject (xpci status shows them) */
+  remote?: RemotePeer;
 }
 
-export interface PeerIdentity {
+export interface LocalPeer {
   pid: number;
   uid: number;
   gid: number;
 }
+
+export interface RemotePeer {
+  /** HOST:PORT it connected from */
+  remote: string;
+  subject: string;
+}
+
+export type PeerIdentity = LocalPeer | RemotePeer;
 
 /** A refusal cause is logged again after this long, with how many went unlogged meanwhile. */
 export const REFUSAL_LOG_WINDOW_MS = 60_000;

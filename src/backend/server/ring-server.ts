@@ -177,7 +177,8 @@ export class RingServer {
       return;
     }
     debug('frontend connected (%s)', admission.reason);
-    const peer = admission.credentials ? { pid: admission.credentials.pid, uid: admission.credentials.uid, gid: admission.credentials.gid } : null;
+    const peer = admission.credentials ? { pid: admission.credentials.pid, uid: admission.credentials.uid, gid: admission.credentials.gid }
+      : admission.remote ? { ...admission.remote } : null;
     const frontend: ActiveFrontend = {
       socket, peer, session: new FrontendSession(this.options.context), ending: false, connectedAt: now, lastHeardAt: now,
     };

@@ -40,7 +40,7 @@ export function admitCertificate(socket: TLSSocket, allowSubjects: readonly stri
   const subject = formatSubject(socket.getPeerCertificate()?.subject);
   const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
   if (!socket.authorized) return { allowed: false, reason: `TLS client ${from} is not authorized: ${String(socket.authorizationError)}` };
-  if (subjectAllowed(subject, allowSubjects)) return { allowed: true, reason: `TLS client ${from} with subject ${subject}` };
+  if (subjectAllowed(subject, allowSubjects)) return { allowed: true, reason: `TLS client ${from} with subject ${subject}`, remote: { remote: from, subject } };
   return {
     allowed: false,
     reason: `access denied: TLS client ${from} with certificate subject ${subject || '(none)'} is not allowed; this backend admits ${allowSubjects.join('; ')} (widen with --allow-subject)`,

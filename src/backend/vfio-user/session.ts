@@ -112,7 +112,12 @@ export class VfioUserSession {
     for (const fd of this.reader.takeDiscarded()) closeQuietly(fd);
     if (truncated) debug('a message carried more than %d fds: the excess was closed by the kernel', LIMITS.maxMessageFds);
     let item: ReaderItem | null;
-    while (!this.connection.isClosed && (item = this.reader.next()) !== null) this.handle(item);
+    this.connection.cork();
+    try {
+      while (!this.connection.isClosed && (item = this.reader.next()) !== null) this.handle(item);
+    } finally {
+      this.connection.uncork();
+    }
   }
 
   private handle(item: ReaderItem): void {

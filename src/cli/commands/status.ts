@@ -71,7 +71,9 @@ function printText(status: Awaited<ReturnType<typeof gather>>): void {
       lines.push(`  cannot ask it: ${e.error}`);
       continue;
     }
-    lines.push(e.peer ? `  frontend: pid ${e.peer.pid} uid ${e.peer.uid} gid ${e.peer.gid}` : '  frontend: none connected');
+    lines.push(!e.peer ? '  frontend: none connected'
+      : 'pid' in e.peer ? `  frontend: pid ${e.peer.pid} uid ${e.peer.uid} gid ${e.peer.gid}`
+      : `  frontend: TLS ${e.peer.remote} subject ${e.peer.subject}`);
     for (const d of e.devices) {
       lines.push(`  ${d.host} -> ${d.guest}${d.permissive ? '  permissive' : ''}  denied accesses: ${d.denied}`);
     }
@@ -104,7 +106,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     .epilogue([
       'OUTPUT',
       '  --json: {"stateDir", "exports": [{pid, socket, control, mode, readOnly, since, state (running|stale), '
-        + 'peer ({pid, uid, gid} or null), devices [{host, guest, permissive, denied}], error (when it could not '
+        + 'peer ({pid, uid, gid} on the Unix socket, {remote, subject} over TLS, or null), devices [{host, guest, permissive, denied}], error (when it could not '
         + 'be asked)}], "locks": [{bdf, pid, state (alive|dead|reused|unreadable), since}], "assignable": '
         + '[{bdf, originalDriver, since}]}.',
       '',

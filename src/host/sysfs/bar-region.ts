@@ -3,8 +3,9 @@
  * exact width), an I/O BAR through pread/pwrite on `resourceN`. The file is opened on first access,
  * so a BAR nobody touches is never mapped.
  *
- * A mapping whose backing goes away (the device removed from the bus, a fixture file truncated)
- * faults on the next access; the addon turns that SIGBUS into an ENXIO error for that access.
+ * Every access first asks `checkPresent` (device-presence.ts) whether the device is still there.
+ * A mapping whose backing goes away (a fixture file truncated, a kernel that revokes it) faults on
+ * the next access; the addon turns that SIGBUS into an ENXIO error for that access.
  */
 import { closeSync, openSync } from 'node:fs';
 import { native, type MemoryMapping, type RegisterFile } from '../../native/binding.js';
@@ -16,15 +17,17 @@ export class SysfsBarRegion implements BarRegion {
   private port: RegisterFile | undefined;
   private handOffFd: number | undefined;
 
-  constructor(readonly bar: BarInfo, private readonly path: string) {}
+  constructor(readonly bar: BarInfo, private readonly path: string, private readonly checkPresent: () => void) {}
 
   read(offset: number, width: AccessWidth): bigint {
+    this.checkPresent();
     if (this.bar.kind === 'io') return BigInt(this.portFile().read(offset, width as 1 | 2 | 4));
     const mapping = this.memory();
     return width === 8 ? mapping.read64(offset) : BigInt(mapping.read(offset, width));
   }
 
   write(offset: number, width: AccessWidth, value: bigint): void {
+    this.checkPresent();
     if (this.bar.kind === 'io') {
       this.portFile().write(offset, width as 1 | 2 | 4, Number(value));
       return;
@@ -36,6 +39,7 @@ export class SysfsBarRegion implements BarRegion {
 
   mappable(): { fd: number; offset: bigint; size: number } | null {
     if (this.bar.kind === 'io') return null;
+    this.checkPresent();
     this.handOffFd ??= openSync(this.path, 'r+');
     return { fd: this.handOffFd, offset: 0n, size: this.bar.size };
   }

@@ -6,6 +6,7 @@ import { native, type RegisterFile } from '../../native/binding.js';
 import type { PciDeviceInfo } from '../../pci/device-info.js';
 import type { BarRegion, HostDevice, HostDeviceFeatures, HostDeviceMethod, OpenOptions } from '../device-access.js';
 import { SysfsBarRegion } from './bar-region.js';
+import { DevicePresence } from './device-presence.js';
 import { configPath, resourcePath } from './paths.js';
 
 const REGISTERS_ONLY: HostDeviceFeatures = Object.freeze({ interrupts: Object.freeze({}), dma: false, reset: false });
@@ -27,6 +28,7 @@ class SysfsDevice implements HostDevice {
     readonly config: RegisterFile,
     private readonly sysfsRoot: string,
     private readonly options: OpenOptions,
+    private readonly presence: DevicePresence,
   ) {}
 
   bar(index: number): BarRegion {
@@ -35,7 +37,7 @@ class SysfsDevice implements HostDevice {
       const problem = missingBar(this.info, index, this.options.writable);
       if (problem !== null) throw new Error(problem);
       const bar = this.info.bars.find((b) => b.index === index)!;
-      region = new SysfsBarRegion(bar, resourcePath(this.sysfsRoot, this.info.address, index));
+      region = new SysfsBarRegion(bar, resourcePath(this.sysfsRoot, this.info.address, index), () => this.presence.check());
       this.regions.set(index, region);
     }
     return region;
@@ -55,8 +57,16 @@ export function sysfsMethod(sysfsRoot: string): HostDeviceMethod {
   return {
     name: 'sysfs',
     open(info: PciDeviceInfo, options: OpenOptions): HostDevice {
-      const config = native().openRegisterFile(configPath(sysfsRoot, info.address), options.writable);
-      return new SysfsDevice(info, config, sysfsRoot, options);
+      const path = configPath(sysfsRoot, info.address);
+      const config = native().openRegisterFile(path, options.writable);
+      let presence: DevicePresence;
+      try {
+        presence = new DevicePresence(path);
+      } catch (error) {
+        config.close();
+        throw error;
+      }
+      return new SysfsDevice(info, config, sysfsRoot, options, presence);
     },
   };
 }

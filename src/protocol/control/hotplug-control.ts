@@ -44,8 +44,11 @@ export interface ExportStatus {
   socket: string;
   mode: string;
   readOnly: boolean;
-  /** the connected frontend's SO_PEERCRED credentials, or null when none is connected */
-  peer: { pid: number; uid: number; gid: number } | null;
+  /**
+   * The connected frontend, or null when none is: its SO_PEERCRED credentials on the Unix socket,
+   * its address and certificate subject over TLS.
+   */
+  peer: { pid: number; uid: number; gid: number } | { remote: string; subject: string } | null;
   /** `denied`: how many accesses the policy refused (the shutdown summary's `denials` lists them) */
   devices: { host: string; guest: string; permissive: boolean; denied: number }[];
 }

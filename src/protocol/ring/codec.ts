@@ -5,13 +5,15 @@
 import { packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
 import { parseJsonObject } from '../json-object.js';
 import { readU32, writeU16, writeU32 } from './bytes.js';
-import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, writeDeviceOpPayload } from './device-ops-codec.js';
+import { checkDeviceOpRequest, decodeDeviceOpRequest, deviceOpPayloadLength, DMA_TRANSFER, writeDeviceOpPayload, writeDmaTransferFields } from './device-ops-codec.js';
 import { encodeFrame, storeHeader, writeHeader, type Frame } from './frame.js';
 import {
   BAR_READ_LENGTH,
   BAR_READ_REPLY_LENGTH,
   BAR_TARGET,
   BAR_WRITE_LENGTH,
+  CONFIG_BLOCK,
+  CONFIG_BLOCK_LENGTH,
   CONFIG_READ_LENGTH,
   CONFIG_READ_REPLY_FRAME,
   CONFIG_READ_REPLY_LENGTH,
@@ -20,7 +22,7 @@ import {
   DEVICE_REMOVED_LENGTH,
   ERROR_PAYLOAD,
 } from './layout.js';
-import { MAX_ERROR_MESSAGE } from './limits.js';
+import { MAX_CONFIG_BLOCK, MAX_ERROR_MESSAGE } from './limits.js';
 import { printablePeerText } from './peer-text.js';
 import {
   ErrorCode,
@@ -52,6 +54,12 @@ export function checkRequest(request: Request): XpciError | undefined {
     case MessageType.DmaWrite:
     case MessageType.ResetDevice:
       return checkDeviceOpRequest(request);
+    case MessageType.ConfigReadBlock: {
+      const { offset, length } = request;
+      if (!Number.isInteger(offset) || offset < 0 || offset > 0xffff) return new XpciError(ErrorCode.InvalidOffset, `config offset ${offset} is outside 0..0xffff`);
+      if (!Number.isInteger(length) || length < 1 || length > MAX_CONFIG_BLOCK) return new XpciError(ErrorCode.InvalidSize, `config block of ${length} bytes: 1..${MAX_CONFIG_BLOCK}`);
+      return undefined;
+    }
   }
   if (request.type !== MessageType.ConfigRead && request.type !== MessageType.ConfigWrite &&
       request.type !== MessageType.BarRead && request.type !== MessageType.BarWrite) return undefined;
@@ -83,6 +91,7 @@ export function requestLength(request: StreamRequest): number {
     case MessageType.ConfigWrite: return HEADER_SIZE + CONFIG_WRITE_LENGTH;
     case MessageType.BarRead: return HEADER_SIZE + BAR_READ_LENGTH;
     case MessageType.BarWrite: return HEADER_SIZE + BAR_WRITE_LENGTH;
+    case MessageType.ConfigReadBlock: return HEADER_SIZE + CONFIG_BLOCK_LENGTH;
     case MessageType.ListDevices: return HEADER_SIZE;
     case MessageType.Ping: return HEADER_SIZE + request.payload.length;
     default: return HEADER_SIZE + deviceOpPayloadLength(request);
@@ -120,6 +129,11 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
       target.writeBigUInt64LE(request.offset, p + BAR_TARGET.offset);
       if (request.type === MessageType.BarWrite) target.writeBigUInt64LE(request.value, p + BAR_TARGET.value);
       break;
+    case MessageType.ConfigReadBlock:
+      writeU32(target, p + CONFIG_BLOCK.address, packAddress(request.address));
+      writeU16(target, p + CONFIG_BLOCK.offset, request.offset);
+      writeU16(target, p + CONFIG_BLOCK.length, request.length);
+      break;
     case MessageType.ListDevices:
       break;
     case MessageType.Ping:
@@ -129,6 +143,23 @@ export function writeRequest(target: Buffer, at: number, request: StreamRequest)
       writeDeviceOpPayload(target.subarray(p, at + length), request);
   }
   return at + length;
+}
+
+/** Bytes of a DmaWrite frame before its data: what writeDmaWriteHead writes. */
+export const DMA_WRITE_HEAD = HEADER_SIZE + DMA_TRANSFER.data;
+
+/**
+ * A DmaWrite's frame up to its data (DMA_WRITE_HEAD bytes at `at`; the header's length counts the
+ * data, which must follow on the stream): the frontend sends large data from the caller's buffer
+ * instead of copying it into the flush buffer. Same preconditions as writeRequest. Returns the end.
+ */
+export function writeDmaWriteHead(target: Buffer, at: number, request: Extract<StreamRequest, { type: MessageType.DmaWrite }>): number {
+  if (!(Number.isInteger(at) && at >= 0 && at + DMA_WRITE_HEAD <= target.length)) {
+    throw new RangeError(`no room for a ${DMA_WRITE_HEAD}-byte DmaWrite head at ${at} in ${target.length} bytes`);
+  }
+  storeHeader(target, at, requestLength(request), request.type, FrameFlags.None, request.id);
+  writeDmaTransferFields(target.subarray(at + HEADER_SIZE, at + DMA_WRITE_HEAD), request);
+  return at + DMA_WRITE_HEAD;
 }
 
 /** Throws the XpciError of checkRequest for fields the wire cannot carry, RangeError beyond MAX_FRAME. */
@@ -192,6 +223,12 @@ export function decodeRequest(frame: Frame): Request {
       expectLength(frame, BAR_WRITE_LENGTH, 'BarWrite');
       return { type: MessageType.BarWrite, id, ...barTarget(payload), value: payload.readBigUInt64LE(BAR_TARGET.value) };
     }
+    case MessageType.ConfigReadBlock:
+      expectLength(frame, CONFIG_BLOCK_LENGTH, 'ConfigReadBlock');
+      return {
+        type: MessageType.ConfigReadBlock, id, address: unpackAddress(payload.readUInt32LE(CONFIG_BLOCK.address)),
+        offset: payload.readUInt16LE(CONFIG_BLOCK.offset), length: payload.readUInt16LE(CONFIG_BLOCK.length),
+      };
     case MessageType.ListDevices:
       expectLength(frame, 0, 'ListDevices');
       return { type: MessageType.ListDevices, id };
@@ -225,6 +262,11 @@ const jsonObject = (payload: Buffer, name: string): Record<string, unknown> => p
   malformed(problem === 'not-json' ? `${name} payload is not valid JSON` : `${name} payload must be a JSON object`));
 
 // ---------------------------------------------------------------- replies and events (backend → frontend)
+
+/** A ConfigReadBlock reply: the bytes read. */
+export function encodeConfigReadBlockReply(id: number, bytes: Uint8Array): Buffer {
+  return encodeFrame(MessageType.ConfigReadBlock, FrameFlags.Reply, id, bytes);
+}
 
 export function encodeConfigReadReply(id: number, value: number): Buffer {
   const frame = Buffer.allocUnsafe(CONFIG_READ_REPLY_FRAME.frameLength);

@@ -111,17 +111,23 @@ export function writeDeviceOpPayload(payload: Buffer, request: DeviceOpRequest):
       payload.writeBigUInt64LE(request.iova, DMA_UNMAP.iova);
       return;
     case MessageType.DmaRead:
-    case MessageType.DmaWrite: {
-      const data = request.type === MessageType.DmaWrite ? request.data : undefined;
-      payload.writeUInt32LE(data ? data.length : (request as { length: number }).length, DMA_TRANSFER.length);
-      payload.writeBigUInt64LE(request.iova, DMA_TRANSFER.iova);
-      payload.writeBigUInt64LE(request.offset, DMA_TRANSFER.offset);
-      if (data) payload.set(data, DMA_TRANSFER.data);
+    case MessageType.DmaWrite:
+      writeDmaTransferFields(payload, request);
+      if (request.type === MessageType.DmaWrite) payload.set(request.data, DMA_TRANSFER.data);
       return;
-    }
     case MessageType.ResetDevice:
       return;
   }
+}
+
+export type DmaTransferRequest = Extract<DeviceOpRequest, { type: MessageType.DmaRead | MessageType.DmaWrite }>;
+
+/** DmaRead's payload, and what precedes a DmaWrite's data: address, length, IOVA, offset. */
+export function writeDmaTransferFields(payload: Buffer, request: DmaTransferRequest): void {
+  payload.writeUInt32LE(packAddress(request.address), DMA_TRANSFER.address);
+  payload.writeUInt32LE(request.type === MessageType.DmaWrite ? request.data.length : request.length, DMA_TRANSFER.length);
+  payload.writeBigUInt64LE(request.iova, DMA_TRANSFER.iova);
+  payload.writeBigUInt64LE(request.offset, DMA_TRANSFER.offset);
 }
 
 export function encodeDeviceOpRequest(request: DeviceOpRequest): Buffer {
@@ -180,8 +186,8 @@ export function decodeDeviceOpRequest(frame: Frame): DeviceOpRequest | undefined
       return {
         type: MessageType.DmaWrite, id, address: address(p),
         iova: p.readBigUInt64LE(DMA_TRANSFER.iova), offset: p.readBigUInt64LE(DMA_TRANSFER.offset),
-        // A private copy: the backend never looks at the frame again.
-        data: Buffer.from(p.subarray(DMA_TRANSFER.data)),
+        // A view, not a copy: FrameReader never writes over bytes it handed out.
+        data: p.subarray(DMA_TRANSFER.data),
       };
     }
     case MessageType.ResetDevice: {

@@ -109,6 +109,32 @@ export class FrameReader {
 
   /** What push does, delivered to `visitor` instead of collected (the backend's hot path). */
   scan(chunk: Buffer, visitor: FrameVisitor): void {
+    // A chunk that completes the pending frame and goes on: only the frame's rest is copied (into
+    // the buffer sized for it); what follows is read in place, as if it were a chunk of its own.
+    const rest = this.missing();
+    if (rest > 0 && rest < chunk.length) {
+      this.scanChunk(chunk.subarray(0, rest), visitor);
+      this.scanChunk(chunk.subarray(rest), visitor);
+    } else {
+      this.scanChunk(chunk, visitor);
+    }
+  }
+
+  /** Bytes still to come for the pending frame when its header is here and sane; 0 otherwise. */
+  private missing(): number {
+    const length = this.announcedLength();
+    return length === 0 ? 0 : length - this.pending;
+  }
+
+  /** The pending frame's length from its header, when the header is here and sane; 0 otherwise. */
+  private announcedLength(): number {
+    const pending = this.pending;
+    if (pending < HEADER_SIZE || readU32(this.buffer, this.start + FRAME_HEADER.magic) !== MAGIC) return 0;
+    const length = readU32(this.buffer, this.start + FRAME_HEADER.length);
+    return length >= pending && length <= this.maxFrame ? length : 0;
+  }
+
+  private scanChunk(chunk: Buffer, visitor: FrameVisitor): void {
     this.append(chunk);
     const buf = this.buffer;
     const end = this.end;
@@ -165,9 +191,10 @@ export class FrameReader {
   }
 
   /**
-   * Zero-copy when nothing is pending; otherwise grow geometrically so a frame that arrives one
-   * byte at a time costs linear, not quadratic, copying. Bytes are only ever written after `end`,
-   * never over a region a handed-out payload views.
+   * Zero-copy when nothing is pending; otherwise grow to hold the frame being assembled once its
+   * header says how long it is (one buffer per large frame: fresh memory costs page faults), else
+   * geometrically, so a frame that arrives one byte at a time costs linear, not quadratic, copying.
+   * Bytes are only ever written after `end`, never over a region a handed-out payload views.
    */
   private append(chunk: Buffer): void {
     const pending = this.pending;
@@ -180,7 +207,7 @@ export class FrameReader {
       chunk.copy(this.buffer, this.end);
       this.end += chunk.length;
     } else {
-      const grown = Buffer.allocUnsafe(Math.max(pending + chunk.length, 2 * pending, 256));
+      const grown = Buffer.allocUnsafe(Math.max(pending + chunk.length, this.room()));
       this.buffer.copy(grown, 0, this.start, this.end);
       chunk.copy(grown, pending);
       this.buffer = grown;
@@ -190,12 +217,17 @@ export class FrameReader {
     }
   }
 
+  /** Bytes to hold the pending frame: its announced length when known, else double what is pending. */
+  private room(): number {
+    return this.announcedLength() || Math.max(2 * this.pending, 256);
+  }
+
   /** Release consumed bytes; copy the partial tail so handed-out payload views stay untouched. */
   private compact(): void {
     if (this.start === this.end) {
       this.reset();
     } else if (this.start > 0) {
-      const tail = Buffer.allocUnsafe(Math.max(2 * this.pending, 256));
+      const tail = Buffer.allocUnsafe(this.room());
       this.buffer.copy(tail, 0, this.start, this.end);
       this.buffer = tail;
       this.end = this.pending;

@@ -15,6 +15,10 @@ export const CONFIG_TARGET = { address: 0, offset: 4, size: 6, reserved: 7, valu
 export const CONFIG_READ_LENGTH = 8;
 export const CONFIG_WRITE_LENGTH = 12;
 
+/** ConfigReadBlock: address u32 (packed), offset u16, length u16 (1..MAX_CONFIG_BLOCK). */
+export const CONFIG_BLOCK = { address: 0, offset: 4, length: 6 } as const;
+export const CONFIG_BLOCK_LENGTH = 8;
+
 /** BarRead and BarWrite: address u32, bar u8, size u8, reserved u16 (0), offset u64, value u64 (writes). */
 export const BAR_TARGET = { address: 0, bar: 4, size: 5, reserved: 6, offset: 8, value: 16 } as const;
 export const BAR_READ_LENGTH = 16;

@@ -4,6 +4,9 @@
  * with the message definitions (messages.ts).
  */
 
+/** Longest ConfigReadBlock: a whole PCIe extended config space in one request. */
+export const MAX_CONFIG_BLOCK = 4096;
+
 /** Longest error text in UTF-8 bytes: error texts are diagnostics, not a data channel. */
 export const MAX_ERROR_MESSAGE = 1024;
 

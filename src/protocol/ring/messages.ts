@@ -45,6 +45,8 @@ export enum MessageType {
   DmaWrite = 12,
   /** F→B: payload {u32 address}. Reply: empty, after the reset and the DeviceReset event. */
   ResetDevice = 13,
+  /** F→B: payload CONFIG_BLOCK (layout.ts). Reply: the `length` bytes, read as ConfigReads would read them. */
+  ConfigReadBlock = 14,
   /** B→F event: JSON DeviceDescriptor. */
   DeviceAdded = 0x20,
   /** B→F event: the packed address. */
@@ -77,7 +79,7 @@ export enum FrameFlags {
 
 /** One error space, Xen's pciif meanings as the base. Never mixed with raw errno. */
 export enum ErrorCode {
-  /** Address not exported to this frontend (Xen -1). */
+  /** Address not exported to this frontend, or its host device is gone (Xen -1). */
   DeviceNotFound = 1,
   /** Offset outside the device's config size or BAR size (Xen -2). */
   InvalidOffset = 2,
@@ -182,7 +184,8 @@ export type Request =
   | { type: MessageType.DmaUnmap; id: number; address: PciAddress; iova: bigint }
   | { type: MessageType.DmaRead; id: number; address: PciAddress; iova: bigint; offset: bigint; length: number }
   | { type: MessageType.DmaWrite; id: number; address: PciAddress; iova: bigint; offset: bigint; data: Buffer }
-  | { type: MessageType.ResetDevice; id: number; address: PciAddress };
+  | { type: MessageType.ResetDevice; id: number; address: PciAddress }
+  | { type: MessageType.ConfigReadBlock; id: number; address: PciAddress; offset: number; length: number };
 
 /** One interrupt as the Interrupt event carries it. */
 export interface InterruptRecord {

@@ -22,6 +22,7 @@ export function formatRequestTrace(request: TracedRequest, outcome: { result?: n
   if ('bar' in request) parts.push(`bar=${request.bar}`);
   if ('offset' in request) parts.push(`offset=${hex0x(request.offset)}`);
   if ('size' in request) parts.push(`size=${request.size}`);
+  if ('length' in request) parts.push(`length=${request.length}`);
   if ('value' in request) parts.push(`value=${hex0x(request.value)}`);
   const { result, error } = outcome;
   if (error) parts.push(`-> error ${errorCodeName(error.code)}${error.errno ? ` (errno ${error.errno})` : ''}: ${error.message}`);

@@ -10,6 +10,7 @@
  * after the removal.
  */
 import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FrontendClient, XpciError, errorCodeName, parseAddress, type PciAddress } from '../../../src/frontend/index.js';
 
 const [socket, goneHost, goneGuest, keptGuest] = process.argv.slice(2);
@@ -41,7 +42,12 @@ const result: Record<'before' | 'after', Record<'gone' | 'kept', Record<string, 
 };
 for (let i = 0; i < 40; i++) {
   const removed = i >= 20;
-  if (i === 20) writeFileSync(`/sys/bus/pci/devices/${goneHost}/remove`, '1');
+  if (i === 20) {
+    writeFileSync(`/sys/bus/pci/devices/${goneHost}/remove`, '1');
+    // Past the backend's presence check interval (src/host/sysfs/device-presence.ts): the next BAR
+    // access looks the device up again.
+    await sleep(300);
+  }
   const [goneOutcomes, keptOutcomes] = await Promise.all([Promise.all(round(gone)), Promise.all(round(kept))]);
   const phase = removed ? result.after : result.before;
   for (const outcome of goneOutcomes) tally(phase.gone, outcome);

@@ -204,7 +204,16 @@ async function interrupts(client: FrontendClient): Promise<Record<string, unknow
   out.msixAfterUnmask = await nic.waitForInterrupt({ kind: 'msix', timeoutMs: WAIT_MS });
   out.pbaAfterUnmask = Number(await nic.barRead(pbaBar, pbaAt, 8));
   await nic.barWrite(0, ICR, 4, 0xffffffff);
-  await nic.write(msix + 2, 2, msixControl & ~0x8000);
+
+  // Reset with MSI-X still on: the backend turns it off (view and hardware) and says so first.
+  const resets: string[] = [];
+  client.on('deviceReset', (address) => resets.push(formatAddress(address)));
+  out.msixRealBeforeReset = setpci(args.e1000eHost, 'CAP_MSIX+2.w')[0];
+  await nic.reset();
+  out.resetEvents = resets;
+  out.msixViewAfterReset = await nic.read(msix + 2, 2);
+  out.msixRealAfterReset = setpci(args.e1000eHost, 'CAP_MSIX+2.w')[0];
+  out.eduReset = await edu.reset().then(() => 'done', (e: unknown) => (e instanceof XpciError ? `${errorCodeName(e.code)}: ${e.message}` : String(e)));
   out.events = events;
   return out;
 }
