@@ -223,7 +223,7 @@ async function main(): Promise<number> {
     rss.fixtureBackend = rssKiB(fixtureBackend.child.pid);
     // Trees of their own: the fixture backend still holds its devices (one writable export per device).
     const ownFixture = (name: string): string => createBenchFixture(join(work, `sysfs-${name}`)).tree.root;
-    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: ownFixture('vfio-user'), device: MAIN_DEVICE });
+    vfioUserTargets = await benchVfioUser(bench, work, { sysfsRoot: ownFixture('vfio-user'), device: MAIN_DEVICE }, pinCpu);
     interruptsDmaTargets = await benchInterruptsDma(bench, work, pinCpu);
 
     // 2b. The same round trip from a frontend on another host: TLS on loopback vs the Unix socket.

@@ -55,7 +55,7 @@ async function readFigures(bench: VfioUserBench, name: string, socket: string, s
 }
 
 /** Measures both servers; returns the targets (per op at 1 in flight, throughput at 64). */
-export async function benchVfioUser(bench: VfioUserBench, work: string, fixture: { sysfsRoot: string; device: string }): Promise<VfioUserTarget[]> {
+export async function benchVfioUser(bench: VfioUserBench, work: string, fixture: { sysfsRoot: string; device: string }, pinCpu?: number): Promise<VfioUserTarget[]> {
   const figures = new Map<string, { usPerOp: number; opsPerSec: number }>();
   const measure: VfioUserBench['measure'] = async (name, depth, pids, run) => {
     const figure = await bench.measure(name, depth, pids, run);
@@ -68,6 +68,7 @@ export async function benchVfioUser(bench: VfioUserBench, work: string, fixture:
     // --socket names the control socket too (SOCKET.ctl): never the default one another backend may hold.
     '--state-dir', join(work, 'state-vfio-user'), '--socket', join(work, 'vfio-user-ring.sock'), '--no-reset-on-export', '--no-reset-on-release', fixture.device], {
     env: { ...process.env, DEBUG: '' },
+    pinCpu,
     ready: (line) => {
       try {
         return (JSON.parse(line) as { vfioUser?: string[] }).vfioUser;
@@ -84,7 +85,7 @@ export async function benchVfioUser(bench: VfioUserBench, work: string, fixture:
     bench.notes.push('vfio-user: libvfio-user sample not built (scripts/build-qemu-vfio-user.sh or $XPCI_VFIO_USER_SAMPLE); its side is left out');
   } else {
     const socket = join(work, 'gpio.sock');
-    const gpio = startSample(sample, socket);
+    const gpio = startSample(sample, socket, pinCpu);
     bench.track(gpio);
     await waitForSocket(socket, gpio);
     await readFigures(local, 'vfioUserLibvfioUser', socket, gpio.pid);
@@ -101,8 +102,9 @@ export async function benchVfioUser(bench: VfioUserBench, work: string, fixture:
 }
 
 /** The sample prints nothing when ready: start it and let waitForSocket watch its socket appear. */
-function startSample(sample: string, socket: string): Child {
-  const proc = spawn(sample, [socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+function startSample(sample: string, socket: string, pinCpu?: number): Child {
+  const argv = pinCpu === undefined ? [sample, socket] : ['taskset', '-c', String(pinCpu), sample, socket];
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.setEncoding('utf8').on('data', (text: string) => { stderr = (stderr + text).slice(-4000); });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));

@@ -2,7 +2,6 @@
 import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { openCharDeviceTransport } from './char-device-transport.js';
 import { ConnectError, type Transport, type TransportKind } from './transport.js';
 import { openUnixSocketTransport } from './unix-socket-transport.js';
 import { isTlsEndpoint } from '../protocol/ring/tls-endpoint.js';
@@ -22,7 +21,8 @@ export async function openTransport(path: string, tls?: TlsCredentials): Promise
     throw connectErrorFrom(path, error);
   }
   try {
-    return kind === 'unix-socket' ? await openUnixSocketTransport(path) : openCharDeviceTransport(path);
+    // The character-device transport (a guest's virtio-serial port) loads only where it is used.
+    return kind === 'unix-socket' ? await openUnixSocketTransport(path) : (await import('./char-device-transport.js')).openCharDeviceTransport(path);
   } catch (error) {
     throw connectErrorFrom(path, error);
   }

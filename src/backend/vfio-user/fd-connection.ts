@@ -7,7 +7,9 @@
  * Reads: a level-triggered uv_poll on the fd; each readable turn does one recvmsg into a buffer kept
  * for the connection (the poll fires again while data is left), and copies out only what arrived.
  * Writes: sendmsg at once; what the socket buffer cannot take yet is queued (fds go with the first
- * byte, so only fd-less tails ever wait) and retried from a timer until it drains.
+ * byte, so only fd-less tails ever wait) and retried from a timer until it drains. Between cork()
+ * and uncork() fd-less messages are gathered and leave in one sendmsg: the replies to one received
+ * chunk wake the peer once, not once each.
  */
 import { closeSync } from 'node:fs';
 import { isNativeError, native, type ReadableWatcher } from '../../native/binding.js';
@@ -27,6 +29,7 @@ export class FdConnection {
   private readonly incoming = Buffer.allocUnsafe(READ_CHUNK);
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
+  private corked: Buffer[] | null = null;
 
   constructor(readonly fd: number, private readonly maxFds: number, private readonly events: FdConnectionEvents) {
     this.watcher = native().watchReadable(fd, () => this.readable());
@@ -36,8 +39,28 @@ export class FdConnection {
     return this.closed;
   }
 
+  /** Gather fd-less messages until uncork(). */
+  cork(): void {
+    this.corked ??= [];
+  }
+
+  uncork(): void {
+    const corked = this.corked;
+    this.corked = null;
+    if (corked && corked.length > 0) this.send(corked.length === 1 ? corked[0] : Buffer.concat(corked));
+  }
+
   send(message: Buffer, fds: readonly number[] = []): void {
     if (this.closed) return;
+    if (this.corked) {
+      if (fds.length === 0) {
+        this.corked.push(message);
+        return;
+      }
+      // Its fds must travel with its own first byte: what was gathered goes first, on its own.
+      this.uncork();
+      this.corked = [];
+    }
     if (this.queue.length > 0) {
       if (fds.length > 0) throw new Error('internal: fds must not wait behind queued bytes');
       this.queue.push(message);

@@ -112,7 +112,12 @@ export class VfioUserSession {
     for (const fd of this.reader.takeDiscarded()) closeQuietly(fd);
     if (truncated) debug('a message carried more than %d fds: the excess was closed by the kernel', LIMITS.maxMessageFds);
     let item: ReaderItem | null;
-    while (!this.connection.isClosed && (item = this.reader.next()) !== null) this.handle(item);
+    this.connection.cork();
+    try {
+      while (!this.connection.isClosed && (item = this.reader.next()) !== null) this.handle(item);
+    } finally {
+      this.connection.uncork();
+    }
   }
 
   private handle(item: ReaderItem): void {
@@ -263,6 +268,7 @@ export class VfioUserSession {
       window.inHost = true;
     }
     this.windows.set(request.address, window);
+    debug('DMA_MAP 0x%s+0x%s: %s', request.address.toString(16), request.size.toString(16), window.inHost ? "in the device's IOMMU" : 'recorded (served with DMA_READ/DMA_WRITE)');
     return request.fd === null ? [] : [request.fd];
   }
 
