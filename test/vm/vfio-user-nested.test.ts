@@ -8,7 +8,11 @@
  * trace shows the mapping and no proxied access of the factorial register), and with uio_pci_generic
  * bound, an interrupt raised through edu's 0x60 register is counted by /dev/uio0 (edu's INTx: vfio-pci
  * in the test guest signals the inner QEMU's eventfd, which xpci handed to VFIO_DEVICE_SET_IRQS).
- * Inner guest RAM is a shared memfd, so xpci maps it into edu's IOMMU domain (DMA_MAP fds).
+ * Inner guest RAM is a shared memfd, so xpci maps it into edu's IOMMU domain (DMA_MAP fds with
+ * VFIO_IOMMU_MAP_DMA): edu's DMA engine copies 16 bytes of inner guest RAM into its buffer and back
+ * out over other RAM, at the inner guest's physical addresses, through the test guest's IOMMU. Before
+ * QEMU, the test support's vfio-user client does the same with a memfd of its own
+ * (test/vm/guest/vfio-user-dma-probe.ts), so a failure says which side it is on.
  * A nested TCG boot takes minutes: one boot, one inner run, several assertions on its record.
  */
 import { after, before, describe, test } from 'node:test';
@@ -66,9 +70,12 @@ describe('vfio-user nested: a QEMU inside the test guest runs a guest on the rea
   /** "INNER key value…" lines of the inner guest's console, by key */
   const inner = new Map<string, string>();
   let trace = '';
+  let outerQemuStderr = '';
+  let clientDma: { copied?: string; error?: string } = {};
   const file = (name: string): string => (existsSync(join(work, name)) ? readFileSync(join(work, name), 'utf8') : '');
   /** What went on, for a failing assertion's message. */
-  const record = (): string => ['inner-console.log', 'inner-qemu.out', 'export.err'].map((name) => `--- ${name}:\n${file(name).slice(-4000)}`).join('\n');
+  const record = (): string => ['inner-console.log', 'inner-qemu.out', 'export.err', 'dmesg.out'].map((name) => `--- ${name}:\n${file(name).slice(-4000)}`).join('\n') +
+    `\n--- test guest's QEMU:\n${outerQemuStderr}`;
 
   before(async () => {
     const { binary, firmwareArgs } = qemu as VfioUserQemu;
@@ -90,6 +97,10 @@ describe('vfio-user nested: a QEMU inside the test guest runs a guest on the rea
     }
     assert.ok(ready?.vfioUser?.length === 1, `xpci export did not become ready:\n${file('export.err')}`);
 
+    // First the test support's vfio-user client (no QEMU): a memfd mapped at a file offset, as QEMU maps RAM.
+    const probe = await vm.exec(`node dist/test/vm/guest/vfio-user-dma-probe.js ${ready!.vfioUser![0]}`, { timeoutMs: 180_000 });
+    clientDma = JSON.parse(probe.stdout.trim().split('\n').pop() || '{}');
+
     const device = JSON.stringify({ driver: 'vfio-user-pci', socket: { path: ready!.vfioUser![0], type: 'unix' }, addr: '0x13' });
     const innerQemu = [
       binary, ...firmwareArgs,
@@ -103,7 +114,8 @@ describe('vfio-user nested: a QEMU inside the test guest runs a guest on the rea
       '-device', device,
       '-D', `${work}/inner-trace.log`, ...INNER_TRACES.flatMap((event) => ['-trace', event]),
     ].map(shellQuote).join(' ');
-    await vm.exec(`${innerQemu} < /dev/null > ${work}/inner-qemu.out 2>&1`, { timeoutMs: INNER_RUN_TIMEOUT_MS });
+    await vm.exec(`${innerQemu} < /dev/null > ${work}/inner-qemu.out 2>&1; (setpci -s ${edu.slice(5)} COMMAND; dmesg | grep -i -E 'dmar|vfio' | tail -n 20) > ${work}/dmesg.out`, { timeoutMs: INNER_RUN_TIMEOUT_MS });
+    outerQemuStderr = vm.qemuStderrTail;
     for (const line of file('inner-console.log').split('\n')) {
       const match = /^INNER (\S+) ?(.*?)\r?$/.exec(line);
       if (match) inner.set(match[1], match[2]);
@@ -127,6 +139,19 @@ describe('vfio-user nested: a QEMU inside the test guest runs a guest on the rea
     assert.equal(Number(inner.get('factorial5')), 120, record());
     assert.match(trace, /vfio_region_mmap Region .*BAR 0/);
     assert.doesNotMatch(trace, /vfio_user_region_rw region 0 offset 0x8 /, 'the factorial register was reached over the socket');
+  });
+
+  test("a vfio-user client's memfd, mapped with DMA_MAP at a file offset, is where edu's DMA goes (the test support's client)", () => {
+    assert.equal(clientDma.error, undefined, clientDma.error);
+    assert.equal(clientDma.copied, 'XPCI_DMA_SOURCE=0123456789abcdef');
+  });
+
+  test("edu's DMA reaches the inner guest's RAM through the IOMMU (its RAM mapped by xpci from the DMA_MAP fds)", () => {
+    assert.equal(inner.get('bus-master'), '4', 'bus master on through the policy');
+    // 16 bytes of XPCI_DMA_SOURCE=0123456789abcdef over XPCI_DMA_TARGET=................ (from `window`)
+    const window = Number(inner.get('dma-window')?.split(' ')[0]);
+    const expected = window === 0 ? 'XPCI_DMA_SOURCE=................' : 'XPCI_DMA_TARGET=0123456789abcdef';
+    assert.equal(inner.get('dma'), expected, `16 bytes RAM -> edu -> RAM:\n${record()}`);
   });
 
   test("with uio_pci_generic bound, an interrupt raised through edu's 0x60 register is counted by /dev/uio0", () => {

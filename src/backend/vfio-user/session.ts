@@ -268,6 +268,7 @@ export class VfioUserSession {
       window.inHost = true;
     }
     this.windows.set(request.address, window);
+    debug('DMA_MAP 0x%s+0x%s: %s', request.address.toString(16), request.size.toString(16), window.inHost ? "in the device's IOMMU" : 'recorded (served with DMA_READ/DMA_WRITE)');
     return request.fd === null ? [] : [request.fd];
   }
 
