@@ -185,6 +185,7 @@ export async function soak(minutes: number, log: (line: string) => void = consol
     figures.fds.end = end.fds;
     if (figures.rss.warm === 0) { figures.rss.warm = end.rss; figures.fds.warm = end.fds; }
     const status = await backend.stop();
+    if (process.env.XPCI_GC_REPORT) for (const line of backend.stderr().split('\n').filter((l) => l.startsWith('gc-report'))) log(line);
     if (status !== 0) problems.push(`the backend exited with ${String(status)}: ${backend.stderr().trim().split('\n').slice(-3).join(' / ')}`);
     for (const [address, bytes] of before) {
       if (!tree.configBytes(address).equals(bytes)) problems.push(`${address}: config not restored`);

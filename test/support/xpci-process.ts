@@ -7,8 +7,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 
 export const XPCI_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/**
+ * The node flags of the CLI's shebang (`#!/usr/bin/env -S node FLAG...`): a backend under test runs
+ * as `xpci export` runs, with the small young generation its memory figures depend on.
+ */
+export const XPCI_NODE_FLAGS: readonly string[] = (() => {
+  const first = readFileSync(XPCI_MAIN, 'utf8').split('\n', 1)[0];
+  const words = first.startsWith('#!') ? first.slice(2).trim().split(/\s+/) : [];
+  return words.slice(words.findIndex((word) => word === 'node' || word.endsWith('/node')) + 1);
+})();
 
 export interface XpciResult {
   status: number | null;
@@ -45,7 +56,7 @@ export interface RunningExport {
 
 /** Start `xpci export --json ARGS` and resolve once its ready line says the socket listens. */
 export async function startExport(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<RunningExport> {
-  const child = spawn(process.execPath, [...nodeArgs, XPCI_MAIN, 'export', '--json', ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...XPCI_NODE_FLAGS, ...nodeArgs, XPCI_MAIN, 'export', '--json', ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
   const exited = once(child, 'exit');
