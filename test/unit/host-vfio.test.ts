@@ -6,7 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native, type VfioRegionInfo } from '../../src/native/binding.js';
@@ -100,6 +100,25 @@ describe('vfioMethod refusals', () => {
       }
     }
     assert.equal(links().length, before);
+  });
+
+  test("a device in vfio's no-IOMMU group is refused without --unsafe-noiommu, naming the flag, before anything is opened", () => {
+    const tree = fixture('vfio-pci', 0);
+    writeFileSync(join(tree.root, 'kernel', 'iommu_groups', '0', 'name'), 'vfio-noiommu\n');
+    const vfioDir = mkdtempSync(join(tmpdir(), 'xpci-no-vfio-'));
+    const before = links().length;
+    try {
+      const info = readDevice(tree.root, parseAddress(EDU));
+      assert.throws(() => vfioMethod({ sysfsRoot: tree.root, vfioDir }).open(info, { writable: true }),
+        /^Error: 0000:00:10\.0 is held by vfio-pci in VFIO's no-IOMMU mode \(IOMMU group 0 is 'vfio-noiommu'\): no IOMMU confines its DMA, so it is exported only with --unsafe-noiommu/);
+      assert.equal(links().length, before);
+      // With the flag the refusal is gone: the open goes on to VFIO (missing here).
+      assert.throws(() => vfioMethod({ sysfsRoot: tree.root, vfioDir, unsafeNoiommu: true }).open(info, { writable: true }), { code: 'ENOENT' });
+      assert.equal(links().length, before);
+    } finally {
+      tree.cleanup();
+      rmSync(vfioDir, { recursive: true, force: true });
+    }
   });
 
   test('a missing VFIO container device fails cleanly, leaving no fd open', () => {

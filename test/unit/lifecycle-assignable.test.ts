@@ -205,6 +205,28 @@ describe('assignable-add / assignable-remove on a simulated kernel', () => {
     }
   });
 
+  test("vfio-pci for a device without an IOMMU group: refused unless VFIO's no-IOMMU mode is on, then held with a note", () => {
+    const b = bed([device(A)], { [A]: 'e1000' });
+    const mode = join(b.tree.root, 'module', 'vfio', 'parameters', 'enable_unsafe_noiommu_mode');
+    const add = () => assignableAdd([parseAddress(A)], { ...b.options, driver: 'vfio-pci' });
+    try {
+      assert.throws(add, new RegExp(`^LifecycleError: refused: ${A} has no IOMMU group: vfio-pci takes such a device only in VFIO's no-IOMMU mode, `
+        + `which this kernel lacks \\(no ${mode}: CONFIG_VFIO_NOIOMMU is not set\\); hold it on pci-stub instead \\(--driver pci-stub`));
+      mkdirSync(join(mode, '..'), { recursive: true });
+      writeFileSync(mode, 'N\n');
+      assert.throws(add, /no-IOMMU mode, which is off \(.*enable_unsafe_noiommu_mode is N; writing Y turns it on for the whole host/);
+      assert.deepEqual(b.kernel.writes, [], 'nothing written');
+      assert.equal(readRecord(b.stateDir, A), null, 'nothing recorded');
+      assert.equal(b.kernel.driverOf(A), 'e1000');
+      writeFileSync(mode, 'Y\n');
+      const [held] = add();
+      assert.deepEqual([held.action, held.driver], ['seized', 'vfio-pci']);
+      assert.ok(held.notes.some((n) => /no IOMMU: held in VFIO's no-IOMMU mode, exported only with xpci export --unsafe-noiommu/.test(n)), held.notes.join('; '));
+    } finally {
+      b.done();
+    }
+  });
+
   test('a device on vfio-pci without a record is xpci-held for assignable-remove, as one on pci-stub', () => {
     const b = bed([device(A, { driver: 'vfio-pci', iommuGroup: 5 })], { [A]: 'e1000' });
     try {

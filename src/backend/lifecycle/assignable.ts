@@ -22,8 +22,8 @@ import { forgetRecord, listRecords, readRecord, writeRecord } from './assignable
 import { findSeparationProblems } from './separation.js';
 import { fileSysfsWriter, type SysfsWriter } from './sysfs-writer.js';
 import {
-  HOLDING_DRIVERS, XPCI_DRIVERS, currentDriver, defaultXpciDriver, driverOverridePath, driverUnbindPath,
-  driversProbePath, ensureXpciDriver, modprobe, type ModuleLoader, type XpciDriver,
+  HOLDING_DRIVERS, STUB_DRIVER, XPCI_DRIVERS, currentDriver, defaultXpciDriver, driverOverridePath, driverUnbindPath,
+  driversProbePath, ensureXpciDriver, modprobe, noIommuModeRefusal, type ModuleLoader, type XpciDriver, VFIO_DRIVER,
 } from './driver-binding.js';
 
 export interface AssignableOptions {
@@ -128,6 +128,14 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
   for (const driver of new Set(requested.filter((d) => d.driver !== target(d)).map(target))) {
     ensureXpciDriver(sysfsRoot, driver, options.loadModule ?? hostModuleLoader(sysfsRoot));
   }
+  const withoutIommu = (device: PciDeviceInfo): boolean => device.iommuGroup === null && target(device) === VFIO_DRIVER;
+  const noIommu = requested.filter(withoutIommu);
+  const refusal = noIommu.length > 0 ? noIommuModeRefusal(sysfsRoot) : null;
+  if (refusal !== null) {
+    throw new LifecycleError(`refused: ${noIommu.map((d) => d.bdf).join(', ')} ${noIommu.length === 1 ? 'has' : 'have'} no IOMMU group: `
+      + `${VFIO_DRIVER} takes such a device only in VFIO's no-IOMMU mode, ${refusal}; hold it on ${STUB_DRIVER} instead `
+      + `(--driver ${STUB_DRIVER}: config space and BARs, no interrupts)`);
+  }
 
   const alreadyHeld = (device: PciDeviceInfo): AssignableOutcome | null => {
     const record = readRecord(stateDir, device.bdf);
@@ -149,6 +157,7 @@ export function assignableAdd(addresses: readonly PciAddress[], options: Assigna
     else if (isXpciDriver(driver) && record) notes.push(`moved from ${driver} to ${wanted}`);
     else if (driver !== null && !inHostUse) notes.push(`taken from ${driver}, which is not a host driver: it is not recorded as the original driver`);
     if (record && !inHostUse && !isXpciDriver(driver)) notes.push('finishing an earlier interrupted assignable-add');
+    if (withoutIommu(device)) notes.push(`no IOMMU: held in VFIO's no-IOMMU mode, exported only with xpci export --unsafe-noiommu (interrupts, never DMA)`);
     writeRecord(stateDir, { bdf, originalDriver, sysfsRoot, since: record?.since ?? new Date().toISOString() });
 
     try {

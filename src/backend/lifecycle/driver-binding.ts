@@ -2,7 +2,7 @@
  * Reading which driver owns a device and making sure the stub driver exists. Binding itself is a
  * sequence of sysfs writes done by assignable.ts through a SysfsWriter.
  */
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { PciAddress } from '../../pci/address.js';
@@ -19,6 +19,27 @@ export type XpciDriver = (typeof XPCI_DRIVERS)[number];
 
 /** vfio-pci where the device has an IOMMU group (VFIO needs one), else pci-stub. */
 export const defaultXpciDriver = (device: { iommuGroup: number | null }): XpciDriver => (device.iommuGroup !== null ? VFIO_DRIVER : STUB_DRIVER);
+
+/** The vfio module's switch for its no-IOMMU mode; absent when the kernel lacks CONFIG_VFIO_NOIOMMU. */
+export const noIommuModePath = (sysfsRoot: string): string => join(sysfsRoot, 'module', 'vfio', 'parameters', 'enable_unsafe_noiommu_mode');
+
+/**
+ * Why vfio-pci cannot take a device without an IOMMU group, or null when VFIO's no-IOMMU mode is on
+ * (then vfio-pci binds it into a no-IOMMU group). The mode is the operator's to turn on: it is
+ * host-wide and unsafe, so xpci never flips it.
+ */
+export function noIommuModeRefusal(sysfsRoot: string): string | null {
+  const path = noIommuModePath(sysfsRoot);
+  let value: string;
+  try {
+    value = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return `which this kernel lacks (no ${path}: CONFIG_VFIO_NOIOMMU is not set)`;
+  }
+  if (value === 'Y' || value === '1') return null;
+  return `which is off (${path} is ${value}; writing Y turns it on for the whole host: no isolation, such a device can DMA anywhere)`;
+}
 
 /**
  * Drivers that only hold a device for assignment: a device on one of them is not in host use, so it

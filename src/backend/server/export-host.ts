@@ -29,7 +29,7 @@ export interface HostSettings {
   readOnly: boolean;
   /** DMA memory the whole export may map (xpci export --dma-limit); DmaBudget's default when absent */
   dmaLimit?: number;
-  /** VFIO's no-IOMMU mode (xpci export --unsafe-noiommu): interrupts and reset, never DMA */
+  /** devices in VFIO no-IOMMU groups are exported (xpci export --unsafe-noiommu): INTx and reset, never DMA */
   unsafeNoiommu?: boolean;
   /** BAR registers take any address the guest writes (vfio-user) */
   guestAssignedBars?: boolean;

@@ -340,7 +340,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('strict', { type: 'boolean', describe: 'fail the whole export (exit 1, every device released) when any device cannot be exported, instead of serving the others; for CI' })
       .option('config', { type: 'string', describe: 'JSON config file (keys below); command-line options override it, device and allow lists are merged' })
       .option('dma-limit', { type: 'number', describe: 'bytes of DMA window memory the whole export may map for frontends (default 64 MiB)' })
-      .option('unsafe-noiommu', { type: 'boolean', describe: "open vfio-pci devices through VFIO's no-IOMMU mode (the vfio module's enable_unsafe_noiommu_mode): interrupts and reset, but no DMA windows. No isolation: opt-in only" })
+      .option('unsafe-noiommu', { type: 'boolean', describe: "also export vfio-pci devices held in VFIO's no-IOMMU mode (the vfio module's enable_unsafe_noiommu_mode), refused without it: INTx and reset, never DMA windows, bus mastering or MSI/MSI-X. No isolation: opt-in only" })
       .example('xpci export --read-only 00:03.0', 'a device on its host driver: config reads only')
       .example('xpci export 06:01.0 06:01.1', 'a slot on pci-stub (xpci assignable-add first)')
       .example('xpci export --mode passthrough 06:01.0:permissive', 'host addresses; unlisted writes reach it')

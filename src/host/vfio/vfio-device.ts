@@ -12,7 +12,7 @@ import { configPath, DEFAULT_SYSFS_ROOT } from '../sysfs/paths.js';
 import { missingBar } from '../sysfs/sysfs-device.js';
 import { VfioBarRegion } from './vfio-bar-region.js';
 import { VfioDma } from './vfio-dma.js';
-import { DEFAULT_VFIO_DIR, VfioGroups, type VfioGroup } from './vfio-groups.js';
+import { DEFAULT_VFIO_DIR, inNoIommuGroup, NOIOMMU_GROUP_NAME, VfioGroups, type VfioGroup } from './vfio-groups.js';
 import { irqIndex, VfioInterrupts } from './vfio-interrupts.js';
 
 export const VFIO_DRIVER = 'vfio-pci';
@@ -21,17 +21,24 @@ export interface VfioMethodOptions {
   sysfsRoot?: string;
   /** where the VFIO character devices are (default /dev/vfio) */
   vfioDir?: string;
-  /** the no-IOMMU container: interrupts and regions, never DMA (no isolation; opt-in only) */
+  /**
+   * Devices in vfio's no-IOMMU groups are opened (interrupts, regions and reset, never DMA: nothing
+   * isolates them); without it they are refused. Devices behind an IOMMU get type1 either way.
+   */
   unsafeNoiommu?: boolean;
 }
 
 const KINDS: readonly InterruptKind[] = ['intx', 'msi', 'msix'];
 
+/**
+ * Without an IOMMU (`dma` false) only INTx is offered: MSI and MSI-X are memory writes by the device,
+ * which need bus mastering, and the policy keeps bus mastering off where nothing confines DMA.
+ */
 function probeFeatures(deviceFd: number, dma: boolean): HostDeviceFeatures {
   const c = native().vfioConstants;
   const info = native().vfioDeviceGetInfo(deviceFd);
   const interrupts: Partial<Record<InterruptKind, number>> = {};
-  for (const kind of KINDS) {
+  for (const kind of dma ? KINDS : KINDS.filter((k) => k === 'intx')) {
     if (irqIndex(kind) >= info.numIrqs) continue;
     const irq = native().vfioDeviceGetIrqInfo(deviceFd, irqIndex(kind));
     if (irq.count > 0 && (irq.flags & c.IRQ_INFO_EVENTFD) !== 0) interrupts[kind] = irq.count;
@@ -98,16 +105,21 @@ class VfioDevice implements HostDevice {
 /** One instance per process: devices of one IOMMU group share its open group and container. */
 export function vfioMethod(options: VfioMethodOptions = {}): HostDeviceMethod {
   const sysfsRoot = options.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
-  const groups = new VfioGroups(options.vfioDir ?? DEFAULT_VFIO_DIR, options.unsafeNoiommu ?? false);
+  const groups = new VfioGroups(options.vfioDir ?? DEFAULT_VFIO_DIR);
   return {
     name: 'vfio',
     open(info: PciDeviceInfo, openOptions: OpenOptions): HostDevice {
       if (info.driver !== VFIO_DRIVER) throw new Error(`${info.bdf} is bound to ${info.driver ?? 'no driver'}, not ${VFIO_DRIVER}`);
       if (info.iommuGroup === null) throw new Error(`${info.bdf} has no IOMMU group`);
+      const noiommu = inNoIommuGroup(sysfsRoot, info.address);
+      if (noiommu && !options.unsafeNoiommu) {
+        throw new Error(`${info.bdf} is held by vfio-pci in VFIO's no-IOMMU mode (IOMMU group ${info.iommuGroup} is '${NOIOMMU_GROUP_NAME}'): `
+          + 'no IOMMU confines its DMA, so it is exported only with --unsafe-noiommu (interrupts and reset, never DMA)');
+      }
       const config = native().openRegisterFile(configPath(sysfsRoot, info.address), openOptions.writable);
       let group: VfioGroup | undefined;
       try {
-        group = groups.acquire(info.iommuGroup);
+        group = groups.acquire(info.iommuGroup, noiommu);
         const deviceFd = native().vfioGroupGetDeviceFd(group.groupFd, info.bdf);
         try {
           return new VfioDevice(info, config, deviceFd, group, groups, openOptions);

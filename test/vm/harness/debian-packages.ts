@@ -52,7 +52,7 @@ async function refreshAptIndex(): Promise<void> {
 }
 
 /** The candidate version of `name`, or null when apt knows none. */
-async function candidate(name: string): Promise<DebianPackage | null> {
+export async function candidate(name: string): Promise<DebianPackage | null> {
   const policy = await runTool('apt-cache', ['policy', name]).catch(() => null);
   const version = policy?.stdout.match(/Candidate: (\S+)/)?.[1];
   return version && version !== '(none)' ? { name, version } : null;
