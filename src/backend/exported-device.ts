@@ -250,7 +250,8 @@ class Device implements ExportedDevice {
     const host = this.options.services ?? this.host;
     const { dma } = host;
     const interrupts = host.interrupts && this.services.clientInterrupts(host.interrupts);
-    const reset = host.reset?.bind(host);
+    // The device's reset, not the host's alone: the view goes back to export time too, as after a ring ResetDevice.
+    const reset = this.services.describe().reset ? () => this.services.reset() : undefined;
     const restoreInterrupts = (): void => this.services.router.restoreRoute();
     return { ...(interrupts ? { interrupts, restoreInterrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }

@@ -329,6 +329,19 @@ describe('whole-device services of an exported device', () => {
     assert.throws(() => noReset.op({ type: MessageType.ResetDevice }), refused(ErrorCode.NotImplemented, /no reset/));
   });
 
+  test("a vfio-user client's DEVICE_RESET is the device's: the view back to export time, INTx routed, DeviceReset for the ring", () => {
+    const { device, host, events, control } = setup();
+    device.configWrite(0x04, 2, 0x0002);
+    control(MSI_AT + 2, 0x0001);
+    device.hostFacilities().reset!();
+    assert.equal(host.resets, 1);
+    assert.deepEqual(decodeDeviceResetEvent(events.at(-1)!), GUEST);
+    assert.equal(device.configRead(MSI_AT + 2, 2) & 1, 0, 'MSI off in the view');
+    assert.equal(device.configRead(0x04, 2) & 2, 0, 'memory decode back to export time');
+    assert.deepEqual(host.interrupts.routed(), ['intx']);
+    assert.equal(setup({ host: fakeHost({ reset: false }) }).device.hostFacilities().reset, undefined);
+  });
+
   test('the frontend goes: windows unmapped and freed, interrupts off, device reset, view clean', () => {
     const { device, host, memory, budget, op, events, control } = setup();
     op({ type: MessageType.DmaMap, size: 0x1000n });
