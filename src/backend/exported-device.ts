@@ -74,7 +74,7 @@ export interface ExportedDevice {
   /** A memory BAR's fd for mmap by another process; null for I/O BARs and read-only exports. */
   barMapping(bar: number): MappableBar | null;
   /** Interrupts, DMA and reset of the host back end (VFIO), for a protocol that hands them on (vfio-user); none for read-only exports. */
-  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void };
+  hostFacilities(): { interrupts?: HostInterrupts; restoreInterrupts?(): void; dma?: HostDma; reset?(): void };
   /** interrupts, DMA windows, reset; throws XpciError */
   serveDeviceOp(request: DeviceOpRequest): Buffer;
   /** where Interrupt and DeviceReset events go */
@@ -244,14 +244,15 @@ class Device implements ExportedDevice {
     }
   }
 
-  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void } {
+  hostFacilities(): { interrupts?: HostInterrupts; restoreInterrupts?(): void; dma?: HostDma; reset?(): void } {
     this.checkLive();
     if (this.options.readOnly) return {};
     const host = this.options.services ?? this.host;
     const { dma } = host;
     const interrupts = host.interrupts && this.services.clientInterrupts(host.interrupts);
     const reset = host.reset?.bind(host);
-    return { ...(interrupts ? { interrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
+    const restoreInterrupts = (): void => this.services.router.restoreRoute();
+    return { ...(interrupts ? { interrupts, restoreInterrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }
 
   serveDeviceOp(request: DeviceOpRequest): Buffer {

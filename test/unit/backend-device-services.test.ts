@@ -155,6 +155,18 @@ describe('whole-device services of an exported device', () => {
     assert.deepEqual(host.interrupts.calls.slice(calls + 2), ['unmask intx 0', 'unmask intx 0']);
   });
 
+  test('a vfio-user client that leaves gives INTx back: routed to the device again, its interrupts events for the ring', () => {
+    const { device, host, interrupts } = setup();
+    const facilities = device.hostFacilities();
+    facilities.interrupts!.attachEventFds('intx', 0, [100]);
+    facilities.interrupts!.disable('intx');
+    assert.deepEqual(host.interrupts.routed(), []);
+    facilities.restoreInterrupts!();
+    assert.deepEqual(host.interrupts.routed(), ['intx']);
+    assert.equal(host.interrupts.fire('intx', 0), true);
+    assert.deepEqual(interrupts(), [{ kind: 'intx', vector: 0, count: 1 }]);
+  });
+
   test('VFIO no-IOMMU (INTx delivered, no DMA): INTx Disable stays in the view and masks INTx; bus master refused even permissive', () => {
     for (const permissive of [false, true]) {
       const { device, host, control } = setup({ host: fakeHost({ dma: false, interrupts: { intx: 1 } }), permissive });
