@@ -133,7 +133,7 @@ class Device implements ExportedDevice {
     });
     this.space = new VirtualConfigSpace({
       file,
-      layout: layoutConfigSpace(this.configSize, snapshot, { dma: this.services.busMasterAllowed }),
+      layout: layoutConfigSpace(this.configSize, snapshot, { dma: this.services.busMasterAllowed, intx: this.services.intxDisableInView }),
       bars: new BarEmulation({
         mode: options.mode, guest, bars: info.bars, rom: info.rom,
         romEnabled: (snapshot[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE) !== 0,
@@ -300,11 +300,12 @@ class Device implements ExportedDevice {
   }
 
   /**
-   * Where the policy keeps INTx Disable in the frontend's view (a device with DMA through an IOMMU,
-   * config-policy/rules.ts), the interrupt router applies it in the kernel as vfio-pci does.
+   * Where the policy keeps INTx Disable in the frontend's view (a device held through VFIO with an
+   * IOMMU, or whose INTx the backend delivers: config-policy/rules.ts), the interrupt router applies
+   * it in the kernel as vfio-pci does.
    */
   private syncIntxDisable(): void {
-    if (!this.services.busMasterAllowed) return;
+    if (!this.services.intxDisableInView) return;
     this.services.router.setIntxDisabled((this.space.read(PCI_COMMAND, 2) & PCI_COMMAND_DISABLE_INTX) !== 0);
   }
 

@@ -67,7 +67,7 @@ describe('whole-device services of an exported device', () => {
   });
   after(() => tree.cleanup());
 
-  function setup(options: { readOnly?: boolean; limit?: number; host?: FakeHost } = {}): Setup {
+  function setup(options: { readOnly?: boolean; limit?: number; host?: FakeHost; permissive?: boolean } = {}): Setup {
     const host = options.host ?? fakeHost();
     const memory = fakeDmaMemory();
     const budget = new DmaBudget(options.limit ?? 64 * 1024 * 1024);
@@ -75,7 +75,7 @@ describe('whole-device services of an exported device', () => {
     writeFileSync(join(tree.deviceDir(EDU), 'config'), IMAGE);
     const device = openExportedDevice({
       sysfsRoot: tree.root, info: readDevice(tree.root, parseAddress(EDU)), guest: GUEST, mode: 'vpci',
-      readOnly: options.readOnly ?? false, permissive: false,
+      readOnly: options.readOnly ?? false, permissive: options.permissive ?? false,
       services: host, dma: { budget, allocate: memory.allocate },
     });
     opened.push(device);
@@ -167,8 +167,20 @@ describe('whole-device services of an exported device', () => {
     assert.deepEqual(interrupts(), [{ kind: 'intx', vector: 0, count: 1 }]);
   });
 
-  test('without DMA through an IOMMU, INTx Disable is refused unless permissive (it would reach the hardware)', () => {
-    const { device } = setup({ host: fakeHost({ dma: false, interrupts: { intx: 1 } }) });
+  test('VFIO no-IOMMU (INTx delivered, no DMA): INTx Disable stays in the view and masks INTx; bus master refused even permissive', () => {
+    for (const permissive of [false, true]) {
+      const { device, host, control } = setup({ host: fakeHost({ dma: false, interrupts: { intx: 1 } }), permissive });
+      control(0x04, 0x0400);
+      assert.equal(device.configRead(0x04, 2) & 0x0400, 0x0400);
+      assert.equal(tree.configBytes(EDU).readUInt16LE(0x04) & 0x0400, 0, "the hardware bit stays vfio-pci's");
+      assert.equal(host.interrupts.calls.at(-1), 'mask intx 0');
+      assert.throws(() => device.configWrite(0x04, 2, device.configRead(0x04, 2) | 0x0004), refused(ErrorCode.AccessDenied, /Command.*bus master only on a device with DMA through an IOMMU/));
+      assert.equal(tree.configBytes(EDU).readUInt16LE(0x04) & 0x0004, 0);
+    }
+  });
+
+  test('without delivered INTx or an IOMMU (pci-stub), INTx Disable is refused unless permissive (it would reach the hardware)', () => {
+    const { device } = setup({ host: fakeHost({ dma: false, interrupts: {} }) });
     assert.throws(() => device.configWrite(0x04, 2, device.configRead(0x04, 2) | 0x0400), refused(ErrorCode.AccessDenied, /Command/));
   });
 

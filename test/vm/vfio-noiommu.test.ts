@@ -85,7 +85,7 @@ describe("VFIO's no-IOMMU mode in the QEMU guest without an IOMMU (#10)", { skip
   });
 
   let report: Record<string, any>;
-  test('with --unsafe-noiommu: the Hello offers INTx and no DMA; INTx after a factorial, twice; DmaMap and bus mastering refused', async () => {
+  test('with --unsafe-noiommu: the Hello offers INTx and no DMA; INTx after a factorial, twice; INTx Disable holds it back; DmaMap and bus mastering refused', async () => {
     const files = '/tmp/noiommu-backend';
     await vm.execOk(`setsid bash -c '${X} export --unsafe-noiommu --json --socket ${SOCKET} ${edu} < /dev/null > ${files}.out 2> ${files}.err & ` +
       `echo $! > ${files}.pid; wait $!; echo $? > ${files}.status' < /dev/null > /dev/null 2>&1 &`);
@@ -111,6 +111,9 @@ describe("VFIO's no-IOMMU mode in the QEMU guest without an IOMMU (#10)", { skip
       { record: { kind: 'intx', vector: 0, count: 1 }, factorial: 120, status: 1 },
       { record: { kind: 'intx', vector: 0, count: 1 }, factorial: 720, status: 1 },
     ]);
+    assert.equal(report.intxDisableView, 0x400, 'INTx Disable stays in the view');
+    assert.equal(report.whileDisabled, 'none', 'no INTx while the frontend has it disabled');
+    assert.deepEqual(report.afterEnable, { kind: 'intx', vector: 0, count: 1 }, 'the pending INTx arrives once enabled again');
     assert.match(report.dmaMap, /^NotImplemented: DMA windows are not offered for this device \(no IOMMU-backed VFIO container\)/);
     assert.match(report.busMaster, /^AccessDenied: .*Command.*bus master only on a device with DMA through an IOMMU/);
     assert.equal(report.busMasterView, 0);

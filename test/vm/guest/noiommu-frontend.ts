@@ -5,7 +5,7 @@
  * on its last line; the host-side test judges them. Every wait is bounded.
  */
 import { execFileSync } from 'node:child_process';
-import { connect, XpciError, errorCodeName, parseAddress } from '../../../src/frontend/index.js';
+import { connect, XpciError, errorCodeName, parseAddress, type RemoteDevice } from '../../../src/frontend/index.js';
 
 const [socket, argsJson] = process.argv.slice(2);
 const args = JSON.parse(argsJson ?? '{}') as Record<string, string>;
@@ -14,6 +14,7 @@ const WAIT_MS = 20_000;
 const COMMAND = 0x04;
 const COMMAND_MEMORY = 0x2;
 const COMMAND_MASTER = 0x4;
+const COMMAND_INTX_DISABLE = 0x400;
 // edu (QEMU docs/specs/edu.rst)
 const EDU_FACTORIAL = 0x08;
 const EDU_STATUS = 0x20;
@@ -32,6 +33,16 @@ async function refused(attempt: () => Promise<unknown>): Promise<string> {
     return 'accepted';
   } catch (error) {
     return describeError(error);
+  }
+}
+
+/** The INTx that arrives within `ms`, or 'none'. */
+async function interruptWithin(device: RemoteDevice, ms: number) {
+  try {
+    return await device.waitForInterrupt({ kind: 'intx', timeoutMs: ms });
+  } catch (error) {
+    if (error instanceof XpciError && /within/.test(error.message)) return 'none';
+    throw error;
   }
 }
 
@@ -57,6 +68,16 @@ async function main(): Promise<void> {
       rounds.push({ record, factorial, status });
     }
     out.intx = rounds;
+
+    // INTx Disable in the frontend's view: the interrupt waits until it is cleared.
+    await edu.write(COMMAND, 2, (await edu.read(COMMAND, 2)) | COMMAND_INTX_DISABLE);
+    out.intxDisableView = (await edu.read(COMMAND, 2)) & COMMAND_INTX_DISABLE;
+    await edu.barWrite(0, EDU_FACTORIAL, 4, 4);
+    out.whileDisabled = await interruptWithin(edu, 2000);
+    await edu.write(COMMAND, 2, (await edu.read(COMMAND, 2)) & ~COMMAND_INTX_DISABLE);
+    out.afterEnable = await interruptWithin(edu, WAIT_MS);
+    await edu.barWrite(0, EDU_IRQ_ACK, 4, Number(await edu.barRead(0, EDU_IRQ_STATUS, 4)));
+    await edu.unmaskInterrupt();
     await edu.barWrite(0, EDU_STATUS, 4, 0);
 
     out.dmaMap = await refused(() => edu.mapDma(4096));
