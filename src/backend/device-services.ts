@@ -86,6 +86,14 @@ export class DeviceServices {
     return this.windows !== undefined;
   }
 
+  /**
+   * INTx Disable lives in the frontend's view, applied by masking INTx in the kernel, wherever the
+   * backend delivers INTx through VFIO or holds the device with an IOMMU: the hardware bit is vfio-pci's.
+   */
+  get intxDisableInView(): boolean {
+    return this.busMasterAllowed || this.router.offers('intx') > 0;
+  }
+
   private get canReset(): boolean {
     return this.features.reset && this.options.host.reset !== undefined;
   }

@@ -74,7 +74,7 @@ export interface ExportedDevice {
   /** A memory BAR's fd for mmap by another process; null for I/O BARs and read-only exports. */
   barMapping(bar: number): MappableBar | null;
   /** Interrupts, DMA and reset of the host back end (VFIO), for a protocol that hands them on (vfio-user); none for read-only exports. */
-  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void };
+  hostFacilities(): { interrupts?: HostInterrupts; restoreInterrupts?(): void; dma?: HostDma; reset?(): void };
   /** interrupts, DMA windows, reset; throws XpciError */
   serveDeviceOp(request: DeviceOpRequest): Buffer;
   /** where Interrupt and DeviceReset events go */
@@ -133,7 +133,7 @@ class Device implements ExportedDevice {
     });
     this.space = new VirtualConfigSpace({
       file,
-      layout: layoutConfigSpace(this.configSize, snapshot, { dma: this.services.busMasterAllowed }),
+      layout: layoutConfigSpace(this.configSize, snapshot, { dma: this.services.busMasterAllowed, intx: this.services.intxDisableInView }),
       bars: new BarEmulation({
         mode: options.mode, guest, bars: info.bars, rom: info.rom,
         romEnabled: (snapshot[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE) !== 0,
@@ -244,14 +244,16 @@ class Device implements ExportedDevice {
     }
   }
 
-  hostFacilities(): { interrupts?: HostInterrupts; dma?: HostDma; reset?(): void } {
+  hostFacilities(): { interrupts?: HostInterrupts; restoreInterrupts?(): void; dma?: HostDma; reset?(): void } {
     this.checkLive();
     if (this.options.readOnly) return {};
     const host = this.options.services ?? this.host;
     const { dma } = host;
     const interrupts = host.interrupts && this.services.clientInterrupts(host.interrupts);
-    const reset = host.reset?.bind(host);
-    return { ...(interrupts ? { interrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
+    // The device's reset, not the host's alone: the view goes back to export time too, as after a ring ResetDevice.
+    const reset = this.services.describe().reset ? () => this.services.reset() : undefined;
+    const restoreInterrupts = (): void => this.services.router.restoreRoute();
+    return { ...(interrupts ? { interrupts, restoreInterrupts } : {}), ...(dma ? { dma } : {}), ...(reset ? { reset } : {}) };
   }
 
   serveDeviceOp(request: DeviceOpRequest): Buffer {
@@ -298,11 +300,12 @@ class Device implements ExportedDevice {
   }
 
   /**
-   * Where the policy keeps INTx Disable in the frontend's view (a device with DMA through an IOMMU,
-   * config-policy/rules.ts), the interrupt router applies it in the kernel as vfio-pci does.
+   * Where the policy keeps INTx Disable in the frontend's view (a device held through VFIO with an
+   * IOMMU, or whose INTx the backend delivers: config-policy/rules.ts), the interrupt router applies
+   * it in the kernel as vfio-pci does.
    */
   private syncIntxDisable(): void {
-    if (!this.services.busMasterAllowed) return;
+    if (!this.services.intxDisableInView) return;
     this.services.router.setIntxDisabled((this.space.read(PCI_COMMAND, 2) & PCI_COMMAND_DISABLE_INTX) !== 0);
   }
 

@@ -67,7 +67,7 @@ describe('whole-device services of an exported device', () => {
   });
   after(() => tree.cleanup());
 
-  function setup(options: { readOnly?: boolean; limit?: number; host?: FakeHost } = {}): Setup {
+  function setup(options: { readOnly?: boolean; limit?: number; host?: FakeHost; permissive?: boolean } = {}): Setup {
     const host = options.host ?? fakeHost();
     const memory = fakeDmaMemory();
     const budget = new DmaBudget(options.limit ?? 64 * 1024 * 1024);
@@ -75,7 +75,7 @@ describe('whole-device services of an exported device', () => {
     writeFileSync(join(tree.deviceDir(EDU), 'config'), IMAGE);
     const device = openExportedDevice({
       sysfsRoot: tree.root, info: readDevice(tree.root, parseAddress(EDU)), guest: GUEST, mode: 'vpci',
-      readOnly: options.readOnly ?? false, permissive: false,
+      readOnly: options.readOnly ?? false, permissive: options.permissive ?? false,
       services: host, dma: { budget, allocate: memory.allocate },
     });
     opened.push(device);
@@ -155,8 +155,32 @@ describe('whole-device services of an exported device', () => {
     assert.deepEqual(host.interrupts.calls.slice(calls + 2), ['unmask intx 0', 'unmask intx 0']);
   });
 
-  test('without DMA through an IOMMU, INTx Disable is refused unless permissive (it would reach the hardware)', () => {
-    const { device } = setup({ host: fakeHost({ dma: false, interrupts: { intx: 1 } }) });
+  test('a vfio-user client that leaves gives INTx back: routed to the device again, its interrupts events for the ring', () => {
+    const { device, host, interrupts } = setup();
+    const facilities = device.hostFacilities();
+    facilities.interrupts!.attachEventFds('intx', 0, [100]);
+    facilities.interrupts!.disable('intx');
+    assert.deepEqual(host.interrupts.routed(), []);
+    facilities.restoreInterrupts!();
+    assert.deepEqual(host.interrupts.routed(), ['intx']);
+    assert.equal(host.interrupts.fire('intx', 0), true);
+    assert.deepEqual(interrupts(), [{ kind: 'intx', vector: 0, count: 1 }]);
+  });
+
+  test('VFIO no-IOMMU (INTx delivered, no DMA): INTx Disable stays in the view and masks INTx; bus master refused even permissive', () => {
+    for (const permissive of [false, true]) {
+      const { device, host, control } = setup({ host: fakeHost({ dma: false, interrupts: { intx: 1 } }), permissive });
+      control(0x04, 0x0400);
+      assert.equal(device.configRead(0x04, 2) & 0x0400, 0x0400);
+      assert.equal(tree.configBytes(EDU).readUInt16LE(0x04) & 0x0400, 0, "the hardware bit stays vfio-pci's");
+      assert.equal(host.interrupts.calls.at(-1), 'mask intx 0');
+      assert.throws(() => device.configWrite(0x04, 2, device.configRead(0x04, 2) | 0x0004), refused(ErrorCode.AccessDenied, /Command.*bus master only on a device with DMA through an IOMMU/));
+      assert.equal(tree.configBytes(EDU).readUInt16LE(0x04) & 0x0004, 0);
+    }
+  });
+
+  test('without delivered INTx or an IOMMU (pci-stub), INTx Disable is refused unless permissive (it would reach the hardware)', () => {
+    const { device } = setup({ host: fakeHost({ dma: false, interrupts: {} }) });
     assert.throws(() => device.configWrite(0x04, 2, device.configRead(0x04, 2) | 0x0400), refused(ErrorCode.AccessDenied, /Command/));
   });
 
@@ -315,6 +339,19 @@ describe('whole-device services of an exported device', () => {
     assert.ok(host.dma.mappings.has(window), 'windows stay across a reset');
     const noReset = setup({ host: fakeHost({ reset: false }) });
     assert.throws(() => noReset.op({ type: MessageType.ResetDevice }), refused(ErrorCode.NotImplemented, /no reset/));
+  });
+
+  test("a vfio-user client's DEVICE_RESET is the device's: the view back to export time, INTx routed, DeviceReset for the ring", () => {
+    const { device, host, events, control } = setup();
+    device.configWrite(0x04, 2, 0x0002);
+    control(MSI_AT + 2, 0x0001);
+    device.hostFacilities().reset!();
+    assert.equal(host.resets, 1);
+    assert.deepEqual(decodeDeviceResetEvent(events.at(-1)!), GUEST);
+    assert.equal(device.configRead(MSI_AT + 2, 2) & 1, 0, 'MSI off in the view');
+    assert.equal(device.configRead(0x04, 2) & 2, 0, 'memory decode back to export time');
+    assert.deepEqual(host.interrupts.routed(), ['intx']);
+    assert.equal(setup({ host: fakeHost({ reset: false }) }).device.hostFacilities().reset, undefined);
   });
 
   test('the frontend goes: windows unmapped and freed, interrupts off, device reset, view clean', () => {

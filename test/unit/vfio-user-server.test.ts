@@ -14,6 +14,8 @@ import { VfioUserClient } from '../support/vfio-user-client.js';
 import { openExportedDevice, type ExportedDevice } from '../../src/backend/exported-device.js';
 import { admitPeer } from '../../src/backend/server/export-host.js';
 import { VfioUserServer } from '../../src/backend/vfio-user/vfio-user-server.js';
+import type { HostExtras } from '../../src/backend/vfio-user/session.js';
+import { FakeInterrupts } from '../support/fake-host-services.js';
 import { readDevice } from '../../src/host/sysfs/discovery.js';
 import { parseAddress } from '../../src/pci/address.js';
 import { encodeMessage, errno } from '../../src/protocol/vfio-user/codec.js';
@@ -33,6 +35,8 @@ describe('vfio-user server on fixture devices', () => {
   let server: VfioUserServer;
   const devices: ExportedDevice[] = [];
   const warnings: string[] = [];
+  /** What the next client's session gets from the device's host back end (a fixture has none). */
+  let extras: HostExtras = {};
   const paths = new Map<string, string>();
 
   before(async () => {
@@ -66,7 +70,7 @@ describe('vfio-user server on fixture devices', () => {
     closeSync(fd);
 
     dir = mkdtempSync(join(tmpdir(), 'xpci-vfio-user-'));
-    server = new VfioUserServer({ dir, access, admit: (fd) => admitPeer(fd, access), warn: (m) => warnings.push(m), extras: () => ({}) });
+    server = new VfioUserServer({ dir, access, admit: (fd) => admitPeer(fd, access), warn: (m) => warnings.push(m), extras: () => extras });
     for (const [bdf, guest] of [[EDU, '0000:00:00.0'], [MSIX_DEVICE, '0000:00:01.0']]) {
       const device = openExportedDevice({
         sysfsRoot: tree.root, info: readDevice(tree.root, parseAddress(bdf)), guest: parseAddress(guest),
@@ -233,6 +237,26 @@ describe('vfio-user server on fixture devices', () => {
       closeSync(fd);
       client.close();
     }
+  });
+
+  test('a client that routed interrupts leaves: its routes torn down, the device takes its interrupts back', async () => {
+    const interrupts = new FakeInterrupts();
+    let restored = 0;
+    extras = { interrupts, restoreInterrupts: () => { restored++; } };
+    const client = await connected(EDU);
+    const file = join(dir, 'not-an-eventfd');
+    writeFileSync(file, '');
+    const fd = openSync(file, 'r');
+    try {
+      await client.setIrqs(IrqSetFlags.dataEventfd | IrqSetFlags.actionTrigger, PciIrq.intx, 0, 1, [fd]);
+    } finally {
+      closeSync(fd);
+      extras = {};
+    }
+    client.close();
+    for (let waited = 0; waited < 50 && restored === 0; waited++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(interrupts.calls, ['attach intx 0 1', 'disable intx']);
+    assert.equal(restored, 1);
   });
 
   test('malformed messages get errno replies and the session goes on', async () => {

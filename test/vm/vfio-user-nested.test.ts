@@ -82,7 +82,9 @@ describe('vfio-user nested: a QEMU inside the test guest runs a guest on the rea
     const assets = await ensureGuestAssets();
     work = mkdtempSync(join(tmpdir(), 'xpci-vfio-user-nested-'));
     writeFileSync(join(work, 'inner.cpio'), await innerInitramfs());
-    vm = await Guest.boot({ iommu: true, modules: ['vfio_pci', 'vfio_iommu_type1'], memoryMiB: 1536, shares: [work], timeoutMs: 180_000 });
+    // The guest sees the host's / except /tmp (a tmpfs of its own): caches kept there are shared in.
+    const hiddenInGuest = [dirname(assets.vmlinux), dirname(dirname(binary))].filter((dir) => dir.startsWith('/tmp/'));
+    vm = await Guest.boot({ iommu: true, modules: ['vfio_pci', 'vfio_iommu_type1'], memoryMiB: 1536, shares: [work, ...hiddenInGuest], timeoutMs: 180_000 });
 
     await vm.execOk(`node dist/src/cli/main.js assignable-add ${edu}`, { timeoutMs: 180_000 });
     // The backend outlives this exec (its output in the shared folder); the host waits for its ready line.

@@ -8,7 +8,7 @@
 import { walkCapabilities, walkExtendedCapabilities } from '../../pci/capabilities.js';
 import { PCI_CFG_SPACE_SIZE } from '../../pci/config-header.js';
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES, INTX_COMMAND_RULE,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
 import { hex, hex0x } from '../../pci/hex.js';
@@ -42,7 +42,8 @@ export interface ConfigLayout {
  * `snapshot`: the config bytes readable at export time (may be shorter than `configSize` for a
  * non-root reader: capabilities beyond it are then unknown, i.e. unlisted).
  */
-export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, options: { dma?: boolean } = {}): ConfigLayout {
+/** `dma`: the Command row of a device with DMA through an IOMMU; `intx`: of one whose INTx the backend delivers without one. */
+export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, options: { dma?: boolean; intx?: boolean } = {}): ConfigLayout {
   const fields: PlacedField[] = [];
   const fieldOf = new Int16Array(configSize).fill(-1);
   const masks = Object.fromEntries(MASK_CLASSES.map((c) => [c, new Uint8Array(configSize)])) as Record<MaskClass, Uint8Array>;
@@ -67,7 +68,8 @@ export function layoutConfigSpace(configSize: number, snapshot: Uint8Array, opti
     }
   };
 
-  const header = options.dma ? HEADER_RULES.map((rule) => (rule.offset === DMA_COMMAND_RULE.offset ? DMA_COMMAND_RULE : rule)) : HEADER_RULES;
+  const command = options.dma ? DMA_COMMAND_RULE : options.intx ? INTX_COMMAND_RULE : undefined;
+  const header = command ? HEADER_RULES.map((rule) => (rule.offset === command.offset ? command : rule)) : HEADER_RULES;
   for (const rule of header) place(rule, rule.offset, rule.size as number, rule.name, configSize);
 
   const standard = walkCapabilities(snapshot).capabilities;

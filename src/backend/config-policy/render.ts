@@ -4,7 +4,7 @@
  * and the table disagree; `node dist/src/backend/config-policy/update-security-doc.js` re-renders it.
  */
 import {
-  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DELIVERED_INTERRUPT_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES,
+  CAPABILITY_HEADER_RULES, CAPABILITY_RULES, DELIVERED_INTERRUPT_RULES, DMA_COMMAND_RULE, EXTENDED_CAPABILITY_HEADER_RULE, HEADER_RULES, INTX_COMMAND_RULE,
   UNLISTED_RULE, type FieldRule,
 } from './rules.js';
 import { hex0x } from '../../pci/hex.js';
@@ -99,6 +99,8 @@ export function renderPolicyTable(): string {
     ...table([UNLISTED_RULE], true),
     '', '#### Devices held through VFIO with an IOMMU (descriptor `dma`): the Command row instead of the one above', '',
     ...table([DMA_COMMAND_RULE], false),
+    '', '#### Devices whose INTx the backend delivers without an IOMMU (VFIO no-IOMMU: descriptor `interrupts.intx`, no `dma`): the Command row instead', '',
+    ...table([INTX_COMMAND_RULE], false),
     '', '#### MSI and MSI-X of devices whose interrupts the backend delivers (descriptor `interrupts`), instead of the rows above', '',
     ...table(DELIVERED_INTERRUPT_RULES, true),
     '', POLICY_TABLE_END,

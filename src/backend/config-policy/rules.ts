@@ -81,6 +81,18 @@ export const DMA_COMMAND_RULE: FieldRule = {
   refused: 'only I/O decode, memory decode, bus master and INTx disable are frontend-controlled (others with --permissive); reserved bits are read-only',
 };
 
+/**
+ * The Command row of a device whose INTx the backend delivers through VFIO with no IOMMU behind it
+ * (VFIO no-IOMMU: descriptor `interrupts.intx` without `dma`): INTx disable is kept in the view as
+ * with an IOMMU, since the hardware bit is vfio-pci's; bus master stays read-only as in COMMAND.
+ */
+export const INTX_COMMAND_RULE: FieldRule = {
+  ...COMMAND,
+  emulate: 0x0400,
+  permissive: 0x03f8,
+  refused: 'only I/O decode, memory decode and INTx disable are frontend-controlled (others with --permissive); bus master only on a device with DMA through an IOMMU (VFIO); reserved bits are read-only',
+};
+
 const COMMON_HEADER: readonly FieldRule[] = [
   { offset: 0x00, size: 2, name: 'Vendor ID', reads: HARDWARE, refused: IDENTITY },
   { offset: 0x02, size: 2, name: 'Device ID', reads: HARDWARE, refused: IDENTITY },

@@ -133,6 +133,19 @@ export class InterruptRouter {
     if (!this.intxDisabledByFrontend) this.host!.mask('intx', 0, false);
   }
 
+  /**
+   * A client that routed the vectors to eventfds of its own (vfio-user) has left and torn its
+   * routes down: route the kind the frontend's view has enabled back here, as it was.
+   */
+  restoreRoute(): void {
+    const kind = this.active;
+    if (kind === null) return;
+    this.host!.enable(kind, kind === 'intx' ? 1 : this.vectors, this.onInterrupt);
+    if (kind !== 'intx') return;
+    this.intxMasked = false;
+    if (this.intxDisabledByFrontend) this.host!.mask('intx', 0, true);
+  }
+
   /** Tear every route down (release, frontend gone, before a reset). */
   stop(): void {
     if (this.active !== null) this.host!.disableAll();

@@ -50,6 +50,8 @@ const debug = debugLog('xpci:vfio-user');
 /** What a host back end offers beyond config and BARs (VFIO); absent on sysfs and fixture devices. */
 export interface HostExtras {
   interrupts?: HostInterrupts;
+  /** The client has left with its interrupt routes torn down: the device routes its interrupts to itself again. */
+  restoreInterrupts?(): void;
   dma?: HostDma;
   reset?(): void;
 }
@@ -305,6 +307,7 @@ export class VfioUserSession {
       if (kind && this.host.interrupts) attempt(() => this.host.interrupts!.disable(kind));
       for (const fd of fds) if (fd !== null) closeQuietly(fd);
     }
+    if (this.eventFds.size > 0 && this.host.restoreInterrupts) attempt(() => this.host.restoreInterrupts!());
     this.eventFds.clear();
     for (const fd of this.reader.takeAll()) closeQuietly(fd);
     for (const resolve of this.pendingDma.values()) resolve({ header: { id: 0, command: 0, size: 16, flags: MessageFlags.reply | MessageFlags.error, error: errno.ENOTCONN }, payload: Buffer.alloc(0) });
