@@ -11,7 +11,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Guest, STANDARD_DEVICES, announceSkip, qemuAvailable } from './harness/index.js';
+import { Guest, STANDARD_DEVICES, announceSkip, qemuAvailable, startBackgroundExport, type BackgroundExport } from './harness/index.js';
 import type { FaultReport } from './guest/fault-sessions.js';
 
 const hasAddon = existsSync(new URL('../../../build/Release/xpci_native.node', import.meta.url));
@@ -20,42 +20,11 @@ const { edu, pciTestdev } = STANDARD_DEVICES;
 const X = 'node dist/src/cli/main.js';
 const STATE = '/run/xpci/state';
 
-interface Backend {
-  pid: number;
-  ready: { socket: string; devices: { host: string; guest: string }[] };
-  /** stderr so far */
-  stderr(): Promise<string>;
-  /** SIGTERM, then the exit status */
-  stop(): Promise<number>;
-}
 
 describe('faults in the QEMU guest', { skip: unavailable !== null && announceSkip('faults', unavailable) }, () => {
   let vm: Guest;
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const startBackend = (name: string, args: string): Promise<BackgroundExport> => startBackgroundExport(vm, name, `--state-dir ${STATE} ${args}`);
 
-  /** `xpci export --json <args>` in the background under `name`; resolves once it listens. */
-  async function startBackend(name: string, args: string): Promise<Backend> {
-    const files = `/tmp/${name}`;
-    await vm.execOk(`setsid bash -c '${X} export --json --state-dir ${STATE} ${args} < /dev/null > ${files}.out 2> ${files}.err & echo $! > ${files}.pid; ` +
-      `wait $!; echo $? > ${files}.status' < /dev/null > /dev/null 2>&1 &`);
-    const pid = Number((await vm.execOk(`for i in $(seq 100); do test -s ${files}.pid && break; sleep 0.1; done; cat ${files}.pid`)).trim());
-    let line = '';
-    for (let attempt = 0; attempt < 180 && !line.startsWith('{"socket"'); attempt++) {
-      const poll = await vm.exec(`head -1 ${files}.out; kill -0 ${pid} 2>/dev/null || echo exited`);
-      line = poll.stdout.split('\n')[0];
-      if (line.startsWith('{"socket"') || /exited/.test(poll.stdout)) break;
-      await sleep(1000);
-    }
-    const stderr = async () => (await vm.exec(`cat ${files}.err`)).stdout;
-    assert.match(line, /^\{"socket"/, `backend ${name} did not become ready: ${await stderr()}`);
-    return {
-      pid,
-      ready: JSON.parse(line),
-      stderr,
-      stop: async () => Number((await vm.execOk(`kill -TERM ${pid}; for i in $(seq 600); do test -s ${files}.status && break; sleep 0.1; done; cat ${files}.status`,
-        { timeoutMs: 90_000 })).trim()),
-    };
-  }
 
   before(async () => {
     vm = await Guest.boot({ timeoutMs: 120_000 });

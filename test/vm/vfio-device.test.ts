@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Guest, STANDARD_DEVICES, announceSkip, qemuAvailable } from './harness/index.js';
+import { Guest, STANDARD_DEVICES, announceSkip, qemuAvailable , startBackgroundExport, type BackgroundExport } from './harness/index.js';
 
 const hasAddon = existsSync(new URL('../../../build/Release/xpci_native.node', import.meta.url));
 const unavailable = (await qemuAvailable()) ?? (hasAddon ? null : 'the native addon is not built (npm run build:native)');
@@ -23,43 +23,18 @@ const DMA_LIMIT = 64 * 1024;
 const OUTSIDE_IOVA = '0x8000000';
 const MSI_ENABLE = 0x1;
 
-interface Backend {
-  pid: number;
-  guestOf: Record<string, string>;
-  stderr(): Promise<string>;
-  stop(): Promise<number>;
-}
 
 describe('interrupts, DMA and reset through the ring in the QEMU guest (#10)', { skip: unavailable !== null && announceSkip('vfio-device', unavailable) }, () => {
   let vm: Guest;
-  let backend: Backend;
+  let backend: BackgroundExport;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const driverOf = async (bdf: string): Promise<string> => (await vm.exec(`basename "$(readlink /sys/bus/pci/devices/${bdf}/driver)"`)).stdout.trim();
 
-  /** `xpci export --json` in the background; resolves once it listens. */
-  async function startBackend(name: string): Promise<Backend> {
-    const files = `/tmp/${name}`;
-    await vm.execOk(`setsid bash -c '${X} export --json --dma-limit ${DMA_LIMIT} --socket ${SOCKET} ${edu} ${e1000e} < /dev/null > ${files}.out 2> ${files}.err & ` +
-      `echo $! > ${files}.pid; wait $!; echo $? > ${files}.status' < /dev/null > /dev/null 2>&1 &`);
-    const pid = Number((await vm.execOk(`for i in $(seq 100); do test -s ${files}.pid && break; sleep 0.1; done; cat ${files}.pid`)).trim());
-    let line = '';
-    for (let attempt = 0; attempt < 180; attempt++) {
-      const poll = await vm.exec(`head -1 ${files}.out; kill -0 ${pid} 2>/dev/null || echo exited`);
-      line = poll.stdout.split('\n')[0];
-      if (line.startsWith('{"socket"') || /exited/.test(poll.stdout)) break;
-      await sleep(1000);
-    }
-    const stderr = async () => (await vm.exec(`cat ${files}.err`)).stdout;
-    assert.match(line, /^\{"socket"/, `backend ${name} did not become ready: ${await stderr()}`);
-    const ready = JSON.parse(line) as { socket: string; mode: string; devices: { host: string; guest: string }[] };
-    assert.equal(ready.mode, 'vpci');
-    return {
-      pid,
-      guestOf: Object.fromEntries(ready.devices.map((d) => [d.host, d.guest])),
-      stderr,
-      stop: async () => Number((await vm.execOk(`kill -TERM ${pid}; for i in $(seq 600); do test -s ${files}.status && break; sleep 0.1; done; cat ${files}.status`,
-        { timeoutMs: 90_000 })).trim()),
-    };
+  /** The export under test, in the background; resolves once it listens. */
+  async function startBackend(name: string): Promise<BackgroundExport> {
+    const started = await startBackgroundExport(vm, name, `--dma-limit ${DMA_LIMIT} --socket ${SOCKET} ${edu} ${e1000e}`);
+    assert.equal(started.ready.mode, 'vpci');
+    return started;
   }
 
   /** One frontend run; its last stdout line is its JSON report. */

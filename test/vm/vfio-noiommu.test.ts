@@ -11,7 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Guest, GuestAssetsUnavailableError, STANDARD_DEVICES, announceSkip, qemuAvailable } from './harness/index.js';
+import { Guest, GuestAssetsUnavailableError, STANDARD_DEVICES, announceSkip, qemuAvailable, startBackgroundExport, type BackgroundExport } from './harness/index.js';
 import { ensureNoIommuVfio, type NoIommuVfio } from './harness/noiommu-vfio.js';
 
 const hasAddon = existsSync(new URL('../../../build/Release/xpci_native.node', import.meta.url));
@@ -34,7 +34,7 @@ describe("VFIO's no-IOMMU mode in the QEMU guest without an IOMMU (#10)", { skip
   let vm: Guest;
   let pid = 0;
   let guestEdu = '';
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let backend: BackgroundExport;
   const driverOf = async (bdf: string): Promise<string> => (await vm.exec(`basename "$(readlink /sys/bus/pci/devices/${bdf}/driver)"`)).stdout.trim();
   const addToVfio = () => vm.exec(`${X} assignable-add --driver vfio-pci ${edu}`, { timeoutMs: 180_000 });
   const vfioFds = async (): Promise<string[]> =>
@@ -86,25 +86,15 @@ describe("VFIO's no-IOMMU mode in the QEMU guest without an IOMMU (#10)", { skip
 
   let report: Record<string, any>;
   test('with --unsafe-noiommu: the Hello offers INTx and no DMA; INTx after a factorial, twice; INTx Disable holds it back; DmaMap and bus mastering refused', async () => {
-    const files = '/tmp/noiommu-backend';
-    await vm.execOk(`setsid bash -c '${X} export --unsafe-noiommu --json --socket ${SOCKET} ${edu} < /dev/null > ${files}.out 2> ${files}.err & ` +
-      `echo $! > ${files}.pid; wait $!; echo $? > ${files}.status' < /dev/null > /dev/null 2>&1 &`);
-    pid = Number((await vm.execOk(`for i in $(seq 100); do test -s ${files}.pid && break; sleep 0.1; done; cat ${files}.pid`)).trim());
-    let line = '';
-    for (let attempt = 0; attempt < 180 && !line.startsWith('{"socket"'); attempt++) {
-      const poll = await vm.exec(`head -1 ${files}.out; kill -0 ${pid} 2>/dev/null || echo exited`);
-      line = poll.stdout.split('\n')[0];
-      if (/exited/.test(poll.stdout)) break;
-      await sleep(1000);
-    }
-    assert.match(line, /^\{"socket"/, `the backend did not become ready: ${(await vm.exec(`cat ${files}.err`)).stdout}`);
-    guestEdu = (JSON.parse(line) as { devices: { host: string; guest: string }[] }).devices.find((d) => d.host === edu)!.guest;
+    backend = await startBackgroundExport(vm, 'noiommu-backend', `--unsafe-noiommu --socket ${SOCKET} ${edu}`);
+    pid = backend.pid;
+    guestEdu = backend.guestOf[edu];
 
     const run = await vm.exec(`node dist/test/vm/guest/noiommu-frontend.js ${SOCKET} '${JSON.stringify({ edu: guestEdu, eduHost: edu })}'`, { timeoutMs: 240_000 });
     const last = run.stdout.trim().split('\n').pop() ?? '';
     assert.ok(last.startsWith('{'), `the frontend printed no report (exit ${run.exitCode}): ${run.stdout}\n${run.stderr}`);
     report = JSON.parse(last);
-    assert.equal(report.error, undefined, `${report.error}\nso far: ${JSON.stringify(report.partial)}\nbackend: ${(await vm.exec(`cat ${files}.err`)).stdout}`);
+    assert.equal(report.error, undefined, `${report.error}\nso far: ${JSON.stringify(report.partial)}\nbackend: ${await backend.stderr()}`);
     assert.deepEqual(report.descriptor.interrupts, { intx: 1 }, 'INTx only: MSI would need bus mastering');
     assert.equal(report.descriptor.dma, false);
     assert.deepEqual(report.intx, [
@@ -129,9 +119,7 @@ describe("VFIO's no-IOMMU mode in the QEMU guest without an IOMMU (#10)", { skip
     const detach = await vm.exec(`${X} detach --socket ${SOCKET} ${edu}`, { timeoutMs: 120_000 });
     assert.equal(detach.exitCode, 0, detach.stderr);
     assert.deepEqual(await vfioFds(), [], 'no VFIO fd left after the release');
-    const status = (await vm.execOk(`kill -TERM ${pid}; for i in $(seq 600); do test -s /tmp/noiommu-backend.status && break; sleep 0.1; done; cat /tmp/noiommu-backend.status`,
-      { timeoutMs: 90_000 })).trim();
-    assert.equal(status, '0', (await vm.exec('cat /tmp/noiommu-backend.err')).stdout);
+    assert.equal(await backend.stop(), 0, await backend.stderr());
     const removed = await vm.exec(`${X} assignable-remove ${edu}`, { timeoutMs: 180_000 });
     assert.equal(removed.exitCode, 0, removed.stderr);
     assert.equal(await driverOf(edu), '');

@@ -5,3 +5,4 @@ export { qemuAvailable, announceSkip } from './availability.js';
 export { GuestError, GuestTimeoutError, GuestCrashedError, GuestAssetsUnavailableError } from './errors.js';
 export { STANDARD_DEVICES, type DeviceSet, type XpciPortMode } from './devices.js';
 export { ensureGuestAssets, GUEST_MODULES, type GuestAssets } from './assets.js';
+export { startBackgroundExport, type BackgroundExport } from './background-export.js';
