@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { connect, XpciError, errorCodeName, parseAddress, type RemoteDevice } from '../../../src/frontend/index.js';
+import { EDU_FACTORIAL, EDU_IRQ_ACK, EDU_IRQ_STATUS, EDU_STATUS, eduIntxRounds } from './edu.js';
 
 const [socket, argsJson] = process.argv.slice(2);
 const args = JSON.parse(argsJson ?? '{}') as Record<string, string>;
@@ -16,11 +17,6 @@ const COMMAND_MEMORY = 0x2;
 const COMMAND_MASTER = 0x4;
 const COMMAND_INTX_DISABLE = 0x400;
 // edu (QEMU docs/specs/edu.rst)
-const EDU_FACTORIAL = 0x08;
-const EDU_STATUS = 0x20;
-const EDU_STATUS_IRQ_ON_FACTORIAL = 0x80;
-const EDU_IRQ_STATUS = 0x24;
-const EDU_IRQ_ACK = 0x64;
 
 /** The guest's own setpci on the host function: the real Command register. */
 const realCommand = (): number => parseInt(execFileSync('setpci', ['-s', args.eduHost, 'COMMAND.w'], { encoding: 'utf8' }).trim(), 16);
@@ -56,18 +52,7 @@ async function main(): Promise<void> {
     await edu.write(COMMAND, 2, (await edu.read(COMMAND, 2)) | COMMAND_MEMORY);
 
     // INTx: factorial with "interrupt when done", ack, unmask, and again.
-    await edu.barWrite(0, EDU_STATUS, 4, EDU_STATUS_IRQ_ON_FACTORIAL);
-    const rounds = [];
-    for (const n of [5, 6]) {
-      await edu.barWrite(0, EDU_FACTORIAL, 4, n);
-      const record = await edu.waitForInterrupt({ kind: 'intx', timeoutMs: WAIT_MS });
-      const factorial = Number(await edu.barRead(0, EDU_FACTORIAL, 4));
-      const status = Number(await edu.barRead(0, EDU_IRQ_STATUS, 4));
-      await edu.barWrite(0, EDU_IRQ_ACK, 4, status);
-      await edu.unmaskInterrupt();
-      rounds.push({ record, factorial, status });
-    }
-    out.intx = rounds;
+    out.intx = await eduIntxRounds(edu, WAIT_MS);
 
     // INTx Disable in the frontend's view: the interrupt waits until it is cleared.
     await edu.write(COMMAND, 2, (await edu.read(COMMAND, 2)) | COMMAND_INTX_DISABLE);

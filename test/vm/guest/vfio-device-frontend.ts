@@ -12,6 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, XpciError, errorCodeName, formatAddress, parseAddress, type FrontendClient, type RemoteDevice } from '../../../src/frontend/index.js';
+import { EDU_IRQ_ACK, EDU_IRQ_RAISE, EDU_STATUS, eduIntxRounds } from './edu.js';
 import { findCapability } from '../../../src/pci/capabilities.js';
 
 const [step, socket, argsJson] = process.argv.slice(2);
@@ -26,12 +27,6 @@ const MSI_CAP = 0x05;
 const MSIX_CAP = 0x11;
 
 // edu (QEMU docs/specs/edu.rst)
-const EDU_FACTORIAL = 0x08;
-const EDU_STATUS = 0x20;
-const EDU_STATUS_IRQ_ON_FACTORIAL = 0x80;
-const EDU_IRQ_STATUS = 0x24;
-const EDU_IRQ_RAISE = 0x60;
-const EDU_IRQ_ACK = 0x64;
 const EDU_DMA_SRC = 0x80;
 const EDU_DMA_DST = 0x88;
 const EDU_DMA_COUNT = 0x90;
@@ -122,18 +117,7 @@ async function interrupts(client: FrontendClient): Promise<Record<string, unknow
   out.eduDescriptor = edu.descriptor;
 
   // INTx: factorial with "interrupt when done", ack, unmask, and again.
-  await edu.barWrite(0, EDU_STATUS, 4, EDU_STATUS_IRQ_ON_FACTORIAL);
-  const rounds = [];
-  for (const n of [5, 6]) {
-    await edu.barWrite(0, EDU_FACTORIAL, 4, n);
-    const record = await edu.waitForInterrupt({ kind: 'intx', timeoutMs: WAIT_MS });
-    const factorial = Number(await edu.barRead(0, EDU_FACTORIAL, 4));
-    const status = Number(await edu.barRead(0, EDU_IRQ_STATUS, 4));
-    await edu.barWrite(0, EDU_IRQ_ACK, 4, status);
-    await edu.unmaskInterrupt();
-    rounds.push({ record, factorial, status });
-  }
-  out.intx = rounds;
+  out.intx = await eduIntxRounds(edu, WAIT_MS);
   await edu.barWrite(0, EDU_STATUS, 4, 0);
 
   // MSI: the frontend's own address/data, never the hardware's.
