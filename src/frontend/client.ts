@@ -14,7 +14,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { debugLog } from '../diagnostics/debug-log.js';
 import { formatAddress as formatAddressShort, packAddress, parseAddress, type PciAddress } from '../pci/address.js';
 import { readU32 } from '../protocol/ring/bytes.js';
@@ -113,6 +112,9 @@ const sentUncopied = (request: StreamRequest): request is Extract<StreamRequest,
   request.type === MessageType.DmaWrite && request.data.length >= UNCOPIED_DMA_WRITE;
 
 const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
+
+/** A monotonic clock in ms for request deadlines; unlike performance.now() it loads no perf_hooks (~10 modules per CLI call). */
+const monotonicMs = (): number => process.uptime() * 1000;
 /** Interrupts kept per device for waitForInterrupt until consumed; the oldest go first. */
 export const MAX_QUEUED_INTERRUPTS = 1024;
 
@@ -478,7 +480,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
   private send(pending: PendingRequest): void {
     const id = this.allocateId();
     pending.request.id = id;
-    pending.deadline = performance.now() + this.requestTimeoutMs;
+    pending.deadline = monotonicMs() + this.requestTimeoutMs;
     this.slots[id & this.slotMask] = pending;
     this.inFlightTotal++;
     this.outgoing.push(pending);
@@ -539,7 +541,7 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
   /** Expire what is due and re-arm for the earliest deadline left. */
   private expire(): void {
     this.timeoutTimer = undefined;
-    const now = performance.now();
+    const now = monotonicMs();
     let earliest = Infinity;
     for (const pending of this.slots) {
       if (pending === undefined) continue;
