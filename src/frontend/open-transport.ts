@@ -1,6 +1,5 @@
 /** Open the right transport for a path: tls://HOST:PORT, else a Unix socket or a character device (fs.stat decides). */
-import { statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { stat, statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConnectError, type Transport, type TransportKind } from './transport.js';
 import { openUnixSocketTransport } from './unix-socket-transport.js';
@@ -12,7 +11,8 @@ export async function openTransport(path: string, tls?: TlsCredentials): Promise
   if (isTlsEndpoint(path)) return (await import('./tls-transport.js')).openTlsTransport(path, tls);
   let kind: TransportKind;
   try {
-    const info = await stat(path);
+    // fs.stat with a callback: fs/promises would be one more module to load per CLI call.
+    const info = await new Promise<Stats>((resolve, reject) => stat(path, (error, stats) => (error ? reject(error) : resolve(stats))));
     if (info.isSocket()) kind = 'unix-socket';
     else if (info.isCharacterDevice()) kind = 'char-device';
     else throw new ConnectError(path, `cannot connect to ${path}: not a Unix socket or a character device`, 'EINVAL');
