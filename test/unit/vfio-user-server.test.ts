@@ -222,11 +222,16 @@ describe('vfio-user server on fixture devices', () => {
     }
   });
 
-  test('SET_IRQS: eventfds are taken for vectors the device has, refused beyond them', async () => {
-    const client = await connected(EDU);
+  /** Any open fd stands in for an eventfd: the fixture device has no host interrupts to route it to. */
+  const placeholderFd = (): number => {
     const file = join(dir, 'not-an-eventfd');
     writeFileSync(file, '');
-    const fd = openSync(file, 'r');
+    return openSync(file, 'r');
+  };
+
+  test('SET_IRQS: eventfds are taken for vectors the device has, refused beyond them', async () => {
+    const client = await connected(EDU);
+    const fd = placeholderFd();
     try {
       await client.setIrqs(IrqSetFlags.dataEventfd | IrqSetFlags.actionTrigger, PciIrq.intx, 0, 1, [fd]);
       await client.setIrqs(IrqSetFlags.dataNone | IrqSetFlags.actionUnmask, PciIrq.intx, 0, 1);
@@ -244,9 +249,7 @@ describe('vfio-user server on fixture devices', () => {
     let restored = 0;
     extras = { interrupts, restoreInterrupts: () => { restored++; } };
     const client = await connected(EDU);
-    const file = join(dir, 'not-an-eventfd');
-    writeFileSync(file, '');
-    const fd = openSync(file, 'r');
+    const fd = placeholderFd();
     try {
       await client.setIrqs(IrqSetFlags.dataEventfd | IrqSetFlags.actionTrigger, PciIrq.intx, 0, 1, [fd]);
     } finally {
