@@ -237,13 +237,13 @@ export class FrontendClient extends EventEmitter<FrontendEvents> implements Fram
     return this.request<number>({ type: MessageType.ConfigRead, id: 0, address, offset, size }, decodeConfigReadReply);
   }
 
+  /** The backend answered a ConfigReadBlock NotImplemented: RemoteDevice reads single registers instead. */
+  configReadBlockUnsupported = false;
+
   /**
    * `length` bytes (1..MAX_CONFIG_BLOCK) of config space in one request, as the ConfigReads of
    * their aligned pieces would read them. A backend older than the message answers NotImplemented.
    */
-  /** The backend answered a ConfigReadBlock NotImplemented: RemoteDevice reads single registers instead. */
-  configReadBlockUnsupported = false;
-
   configReadBlock(address: PciAddress, offset: number, length: number): Promise<Buffer> {
     return this.request<Buffer>({ type: MessageType.ConfigReadBlock, id: 0, address, offset, length }, (frame) => {
       if (frame.payload.length !== length) throw new XpciError(ErrorCode.Malformed, `ConfigReadBlock reply of ${frame.payload.length} bytes, asked ${length}`);

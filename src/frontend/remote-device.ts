@@ -3,7 +3,7 @@
  * as a local sysfs device, so src/pci's lspci printer and capability walker run on it unchanged.
  */
 import type { PciAddress } from '../pci/address.js';
-import { readConfigBytes, type ConfigWidth, type ConfigWriter } from '../pci/config-reader.js';
+import { naturalWidth, type ConfigWidth, type ConfigWriter } from '../pci/config-reader.js';
 import { MAX_CONFIG_BLOCK } from '../protocol/ring/limits.js';
 import { ErrorCode, XpciError, type DeviceDescriptor, type InterruptKind, type InterruptRecord } from '../protocol/ring/messages.js';
 import type { FrontendClient } from './client.js';
@@ -46,7 +46,19 @@ export class RemoteDevice implements ConfigWriter {
         this.client.configReadBlockUnsupported = true;
       }
     }
-    return readConfigBytes({ configSize: this.configSize, read: (at, width) => this.read(at, width) }, length, offset);
+    // The same pieces a backend reads a block in, so any range (aligned or not) reads alike both ways.
+    const bytes = new Uint8Array(length);
+    const reads: Promise<void>[] = [];
+    for (let at = offset; at < offset + length;) {
+      const width = naturalWidth(at, offset + length - at);
+      const into = at - offset;
+      reads.push(this.read(at, width).then((value) => {
+        for (let i = 0; i < width; i++) bytes[into + i] = (value >>> (8 * i)) & 0xff;
+      }));
+      at += width;
+    }
+    await Promise.all(reads);
+    return bytes;
   }
 
   write(offset: number, width: ConfigWidth, value: number): Promise<void> {

@@ -17,6 +17,14 @@ export interface ConfigWriter extends ConfigReader {
 }
 
 /**
+ * The widest naturally aligned config access at `at` with `left` bytes still to read: how a block
+ * of config space splits into the single reads that read it.
+ */
+export function naturalWidth(at: number, left: number): ConfigWidth {
+  return at % 4 === 0 && left >= 4 ? 4 : at % 2 === 0 && left >= 2 ? 2 : 1;
+}
+
+/**
  * Read `length` bytes: with the reader's readBlock where it has one, else as aligned dwords (the
  * kernel splits wider reads into dwords anyway, and a remote reader can keep all of them in flight
  * at once). Failures propagate: never a fake 0xff.

@@ -155,6 +155,24 @@ describe('requests', () => {
     });
   });
 
+  test('readBlock from a backend without ConfigReadBlock: single reads give the same bytes, unaligned ranges too', async () => {
+    await withBackend({ configReadBlock: false }, async (backend) => {
+      const client = await connect(backend.path);
+      try {
+        const device = client.remoteDevice(NET);
+        const config = Buffer.from(netConfig());
+        for (const [offset, length] of [[0, 64], [0x0d, 7], [0x3d, 1], [0x06, 2]]) {
+          assert.deepEqual(Buffer.from(await device.readBlock(offset, length)), config.subarray(offset, offset + length), `${offset}+${length}`);
+        }
+        assert.ok(client.configReadBlockUnsupported);
+        const sizes = backend.received.filter((r) => r.type === MessageType.ConfigRead).map((r) => ('size' in r ? r.size : 0));
+        assert.deepEqual(sizes.slice(16), [1, 2, 4, 1, 2], 'the unaligned range in its natural pieces');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
   test('a remote device is a ConfigReader: readConfigBytes gives the whole config space', async () => {
     await withBackend({}, async (backend) => {
       const client = await connect(backend.path);

@@ -7,6 +7,7 @@
  * XpciError and become error replies in the session.
  */
 import { formatAddress, packAddress, unpackAddress, type PciAddress } from '../../pci/address.js';
+import { naturalWidth } from '../../pci/config-reader.js';
 import { encodeBarReadReply, encodeConfigReadBlockReply, encodeEmptyReply } from '../../protocol/ring/codec.js';
 import type { DeviceOpRequest } from '../../protocol/ring/device-ops-codec.js';
 import { ErrorCode, MessageType, XpciError, type DeviceDescriptor, type Request } from '../../protocol/ring/messages.js';
@@ -64,8 +65,7 @@ export function serveConfigRead(
 function readConfigBlock(device: DeviceEndpoint, offset: number, length: number): Buffer {
   const bytes = Buffer.allocUnsafe(length);
   for (let at = offset; at < offset + length;) {
-    const left = offset + length - at;
-    const width = at % 4 === 0 && left >= 4 ? 4 : at % 2 === 0 && left >= 2 ? 2 : 1;
+    const width = naturalWidth(at, offset + length - at);
     const value = device.configRead(at, width);
     bytes.writeUIntLE(value, at - offset, width);
     at += width;

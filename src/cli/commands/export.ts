@@ -190,8 +190,8 @@ async function run(args: ExportArgs): Promise<void> {
   checkPrivileges(options);
   // The vfio-user server loads only when asked for: a ring-only backend stays smaller.
   const vfioUserServer = options.vfioUserDir === undefined ? undefined : await import('../../backend/vfio-user/vfio-user-server.js');
-  const vfioUser = options.vfioUserDir === undefined || vfioUserServer === undefined ? undefined : new vfioUserServer.VfioUserServer({
-    dir: options.vfioUserDir,
+  const vfioUser = vfioUserServer && new vfioUserServer.VfioUserServer({
+    dir: options.vfioUserDir!,
     access: options,
     admit: (fd) => admitPeer(fd, options),
     warn,
@@ -229,8 +229,7 @@ async function run(args: ExportArgs): Promise<void> {
       await listenOrStop(backend, options.socketPath);
       if (!backend.isStopping) {
         withdraw = register(options, backend.controlPath);
-        const vfioUserPaths = options.vfioUserDir === undefined || vfioUserServer === undefined ? []
-          : mapping.map(({ guest }) => vfioUserServer.vfioUserSocketPath(options.vfioUserDir!, parseAddress(guest)));
+        const vfioUserPaths = vfioUserServer ? mapping.map(({ guest }) => vfioUserServer.vfioUserSocketPath(options.vfioUserDir!, parseAddress(guest))) : [];
         announceReady(options, mapping, outcome.refused, backend.controlPath, backend.tlsEndpoint, vfioUserPaths);
       }
     }
